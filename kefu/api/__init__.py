@@ -1,0 +1,1 @@
+"""HTTP only: authentication, validation, SSE framing, error → status mapping."""

@@ -1,0 +1,38 @@
+"""Demo mode: the demo page and anonymous visitor tokens. Mounted only when ``KEFU_DEMO=1``."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from kefu.api.deps import RuntimeDep
+from kefu.errors import ConfigError
+from kefu.identity import mint_token
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+VISITOR_TOKEN_TTL = 7 * 24 * 3600
+
+router = APIRouter(tags=["demo"])
+
+
+@router.post("/v1/demo/token", summary="An anonymous visitor token (demo mode only)")
+async def demo_token(runtime: RuntimeDep) -> dict[str, object]:
+    """Mint a signed token for a new random visitor. Auth stays on: the visitor can only see its own sessions."""
+    secret = runtime.auth.jwt_secret
+    if secret is None:
+        raise ConfigError("demo mode needs a JWT secret")
+    user_id = f"visitor-{uuid.uuid4().hex}"
+    return {
+        "token": mint_token(user_id, secret, ttl_seconds=VISITOR_TOKEN_TTL),
+        "user_id": user_id,
+        "expires_in": VISITOR_TOKEN_TTL,
+    }
+
+
+@router.get("/", include_in_schema=False)
+async def demo_page() -> FileResponse:
+    """The demo shop page with the chat widget."""
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8")

@@ -1,0 +1,46 @@
+"""``/healthz``, ``/readyz``, ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from kefu.api.deps import RuntimeDep
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    """Always 200 while the process serves requests."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Dependencies are usable")
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """503 if the database or Redis cannot be reached; a missing model is reported but not fatal."""
+    checks: dict[str, dict[str, object]] = {}
+    for name, probe in (("database", runtime.store.ping), ("hot_state", runtime.hot.ping)):
+        try:
+            await probe()
+            checks[name] = {"ok": True}
+        except Exception as exc:  # any failure means "not ready"; the reason goes to the operator
+            checks[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+    settings = runtime.settings
+    if runtime.model is not None:
+        checks["llm"] = {"ok": True, "model": runtime.model.model, "provider": runtime.model.name}
+    else:
+        checks["llm"] = {
+            "ok": False,
+            "detail": "no model configured: set KEFU_LLM_API_KEY (turns answer with error llm_not_configured)",
+            "base_url": settings.llm_base_url,
+        }
+    fatal = not (checks["database"]["ok"] and checks["hot_state"]["ok"])
+    status = "unavailable" if fatal else ("ok" if checks["llm"]["ok"] else "degraded")
+    return JSONResponse({"status": status, "checks": checks}, status_code=503 if fatal else 200)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(runtime: RuntimeDep) -> Response:
+    """The Prometheus text exposition format."""
+    return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

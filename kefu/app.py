@@ -1,0 +1,62 @@
+"""``create_app(settings)``: the ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from kefu import __version__
+from kefu.api import chat, completions, demo, health, sessions
+from kefu.api.errors import install_error_handlers
+from kefu.config import Settings
+from kefu.obs.logging import configure_logging, get_logger
+from kefu.runtime import build_runtime
+
+log = get_logger("kefu.app")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; clients, pools and the database are opened in the lifespan, not here."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await build_runtime(settings)
+        app.state.runtime = runtime
+        log.info(
+            "kefu_started",
+            version=__version__,
+            demo=settings.demo,
+            database=settings.database_url.split("://", 1)[0],
+            redis=bool(settings.redis_url),
+            llm=runtime.model.name if runtime.model else "NOT CONFIGURED (set KEFU_LLM_API_KEY)",
+        )
+        try:
+            yield
+        finally:
+            await runtime.aclose()
+
+    app = FastAPI(title="kefu", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Kefu-User", "X-Kefu-Session"],
+            expose_headers=["X-Kefu-Session", "X-Kefu-Turn", "Retry-After"],
+        )
+    for router in (chat.router, sessions.router, completions.router, health.router):
+        app.include_router(router)
+    if settings.demo:
+        app.include_router(demo.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (each worker reads the environment)."""
+    return create_app(Settings())

@@ -1,0 +1,95 @@
+"""Settings: one object, read from ``KEFU_*`` environment variables and ``.env``.
+
+Build it once (``Settings()``) at start-up and pass it down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_BOT_DIR = Path(__file__).parent / "demo"
+
+
+class Settings(BaseSettings):
+    """Every knob kefu has. Names marked *contract* are part of the public configuration (DESIGN.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="KEFU_", env_file=".env", env_ignore_empty=True, extra="ignore")
+
+    # --- model provider (contract) ---
+    llm_base_url: str = "https://api.deepseek.com"
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "deepseek-chat"
+    llm_connect_timeout: float = Field(default=5.0, gt=0)
+    llm_first_token_timeout: float = Field(default=30.0, gt=0)
+    llm_idle_timeout: float = Field(default=30.0, gt=0)
+    llm_max_tokens: int | None = Field(default=None, gt=0)
+    llm_temperature: float | None = None
+    # OAuth2 client-credentials instead of a static key (for gateways that use it).
+    llm_oauth_token_url: str | None = None
+    llm_oauth_client_id: str | None = None
+    llm_oauth_client_secret: SecretStr | None = None
+    llm_oauth_scope: str | None = None
+    llm_max_connections: int = Field(default=1000, gt=0)
+
+    # --- storage (contract) ---
+    database_url: str = "sqlite+aiosqlite:///./kefu.db"
+    redis_url: str | None = None
+    redis_prefix: str = "kefu"
+
+    # --- identity (contract) ---
+    jwt_secret: SecretStr | None = None
+    api_keys: str = ""
+    demo: bool = False
+
+    # --- turns and sessions (contract) ---
+    session_ttl: int = Field(default=1800, gt=0)
+    sse_heartbeat: float = Field(default=15.0, gt=0)
+    max_message_chars: int = Field(default=4000, gt=0)
+    history_token_budget: int = Field(default=3000, gt=0)
+    history_max_messages: int = Field(default=50, gt=0)
+    coalesce_ms: float = Field(default=30.0, ge=0)
+    turn_lease_seconds: float = Field(default=10.0, gt=0)
+    turn_log_ttl: int = Field(default=3600, gt=0)
+
+    # --- bot content ---
+    bot_dir: Path = DEMO_BOT_DIR
+
+    # --- serving ---
+    cors_origins: str = ""
+    log_level: str = "info"
+    log_json: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        # People paste the URL their other tools use; map it to the async driver instead of failing later.
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+asyncpg://" + value.removeprefix("postgresql://")
+        if value.startswith("sqlite:///"):
+            value = "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        return value
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        """The configured server-to-server API keys."""
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """Origins allowed to call the API from a browser."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when a model provider can be called (a key or an OAuth2 client)."""
+        return self.llm_api_key is not None or self.llm_oauth_token_url is not None
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite database."""
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,51 @@
+"""What the model sees: the system prompt plus as many recent messages as fit a token budget."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kefu.llm.base import ChatMessage
+from kefu.store.base import ContextMessage, MessageRecord
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap, slightly pessimistic token estimate.
+
+    UTF-8 byte length / 3 counts a CJK character (3 bytes) as one token and English as ~3 characters per
+    token, close to DeepSeek's and OpenAI's tokenizers without loading one.
+    """
+    return len(text.encode()) // 3 + 4  # +4: per-message framing overhead
+
+
+def context_from_records(records: Sequence[MessageRecord]) -> list[ContextMessage]:
+    """Stored messages worth replaying to the model (answers with no text are left out)."""
+    return [ContextMessage(role=r.role, content=r.content) for r in records if r.content]
+
+
+def build_messages(
+    system_prompt: str,
+    history: Sequence[ContextMessage],
+    user_text: str,
+    *,
+    token_budget: int,
+) -> tuple[ChatMessage, ...]:
+    """System prompt, then the newest history that fits ``token_budget``, then the new user message.
+
+    The system prompt and the new message are always sent; history is cut from the oldest end, and never
+    starts with an assistant message (a reply without its question confuses models).
+    """
+    budget = token_budget - estimate_tokens(system_prompt) - estimate_tokens(user_text)
+    kept: list[ContextMessage] = []
+    for message in reversed(history):
+        cost = estimate_tokens(message.content)
+        if cost > budget:
+            break
+        budget -= cost
+        kept.append(message)
+    kept.reverse()
+    while kept and kept[0].role != "user":
+        kept.pop(0)
+    messages = [ChatMessage(role="system", content=system_prompt)] if system_prompt else []
+    messages.extend(ChatMessage(role="user" if m.role == "user" else "assistant", content=m.content) for m in kept)
+    messages.append(ChatMessage(role="user", content=user_text))
+    return tuple(messages)

@@ -1,0 +1,256 @@
+"""Runs one turn, detached from any HTTP request: model stream → coalesced turn log → stored answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from kefu.engine import events as ev
+from kefu.engine.history import build_messages, context_from_records
+from kefu.engine.writer import DeltaWriter
+from kefu.errors import KefuError, UpstreamError, UpstreamNotConfigured
+from kefu.llm.base import ChatModel, ChatRequest, Finish, TextDelta, Usage
+from kefu.obs.logging import get_logger
+from kefu.obs.metrics import Metrics
+from kefu.store.base import ContextMessage, HotState, MessageStatus, SessionRecord, TranscriptStore
+
+log = get_logger("kefu.turn")
+
+
+@dataclass(slots=True)
+class TurnConfig:
+    """The settings a turn needs (a slice of :class:`kefu.config.Settings`)."""
+
+    system_prompt: str
+    token_budget: int
+    max_context_messages: int
+    session_ttl: int
+    coalesce_seconds: float
+    lease_seconds: float
+
+
+@dataclass(slots=True)
+class Turn:
+    """One accepted message and what is known about its answer."""
+
+    turn_id: str
+    session: SessionRecord
+    user_id: str
+    text: str
+    reset_context: bool
+    accepted_at: float = field(default_factory=time.monotonic)
+    cancel_requested: bool = False
+
+
+@dataclass(slots=True)
+class _Outcome:
+    status: MessageStatus
+    terminal: tuple[str, str]
+    source: str = "llm"
+    model: str | None = None
+    usage: Usage | None = None
+
+
+class TurnRunner:
+    """Executes turns. One instance per process; ``run`` is the body of each turn's task."""
+
+    def __init__(
+        self,
+        *,
+        store: TranscriptStore,
+        hot: HotState,
+        model: ChatModel | None,
+        metrics: Metrics,
+        config: TurnConfig,
+        owner: str,
+    ) -> None:
+        self._store = store
+        self._hot = hot
+        self._model = model
+        self._metrics = metrics
+        self._config = config
+        self._owner = owner
+        self._answers: dict[str, asyncio.Task[_Outcome]] = {}
+
+    def cancel_local(self, turn_id: str) -> bool:
+        """Cancel a turn if it runs in this process; False if it does not (ask its owner via HotState)."""
+        task = self._answers.get(turn_id)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    async def run(self, turn: Turn) -> None:
+        """Answer ``turn``; always ends its log with ``done`` or ``error`` and stores the answer once."""
+        self._metrics.active_turns.inc()
+        lease = asyncio.create_task(self._keep_lease(turn))
+        # Storing the question overlaps with building the prompt and opening the upstream request.
+        user_write = asyncio.create_task(
+            self._store.add_user_message(
+                turn.session.id, turn.turn_id, turn.text, _utcnow(), reset_context=turn.reset_context
+            )
+        )
+        writer = DeltaWriter(
+            lambda events: self._hot.append(turn.turn_id, events),
+            interval=self._config.coalesce_seconds,
+            before_first=user_write,
+            on_first=lambda: self._metrics.ttft.labels(source="llm").observe(time.monotonic() - turn.accepted_at),
+        )
+        writer.start()
+        answer = asyncio.create_task(self._answer(turn, writer))
+        self._answers[turn.turn_id] = answer
+        outcome: _Outcome
+        try:
+            await asyncio.wait([answer])
+            outcome = self._outcome(turn, answer)
+        except asyncio.CancelledError:
+            # Server shutdown: keep what was said, marked as interrupted.
+            answer.cancel()
+            outcome = _Outcome("interrupted", ev.error_event("shutdown", "the server is shutting down", retryable=True))
+        try:
+            await writer.close()
+            await user_write
+            await self._finish(turn, writer, outcome)
+        except Exception as exc:  # a store failure must still end the log, or readers would wait for ever
+            log.error("turn_finish_failed", turn_id=turn.turn_id, error=repr(exc))
+            await self._hot.append(
+                turn.turn_id, [ev.error_event("internal_error", "could not save the answer", retryable=True)]
+            )
+        finally:
+            self._answers.pop(turn.turn_id, None)
+            lease.cancel()
+            await self._hot.release_session(turn.session.id, turn.turn_id)
+            self._metrics.active_turns.dec()
+
+    async def _answer(self, turn: Turn, writer: DeltaWriter) -> _Outcome:
+        if self._model is None:
+            raise UpstreamNotConfigured(
+                "no model is configured: set KEFU_LLM_API_KEY (and KEFU_LLM_BASE_URL / KEFU_LLM_MODEL)"
+            )
+        history = await self._history(turn)
+        messages = build_messages(
+            self._config.system_prompt, history, turn.text, token_budget=self._config.token_budget
+        )
+        usage: Usage | None = None
+        finish: Finish | None = None
+        chunks = 0
+        async for event in self._model.stream(ChatRequest(messages=messages, user=turn.user_id)):
+            if isinstance(event, TextDelta):
+                writer.write(event.text)
+                chunks += 1
+            elif isinstance(event, Usage):
+                usage = event
+            elif isinstance(event, Finish):
+                finish = event
+        self._metrics.upstream_chunks.inc(chunks)
+        assert finish is not None  # ChatModel guarantees a Finish or an exception
+        model = finish.model or self._model.model
+        done = ev.done_event(
+            turn.turn_id,
+            finish_reason=finish.reason,
+            source="llm",
+            model=model,
+            usage=usage.as_dict() if usage else None,
+        )
+        # "length" / "content_filter" still end the stream cleanly, but the answer is not whole.
+        status: MessageStatus = "complete" if finish.reason in ("stop", "tool_calls") else "interrupted"
+        return _Outcome(status, done, model=model, usage=usage)
+
+    def _outcome(self, turn: Turn, answer: asyncio.Task[_Outcome]) -> _Outcome:
+        if answer.cancelled():
+            return _Outcome("interrupted", ev.error_event("cancelled", "the turn was cancelled", retryable=False))
+        exc = answer.exception()
+        if exc is None:
+            return answer.result()
+        if isinstance(exc, UpstreamError):
+            self._metrics.upstream_errors.labels(
+                provider=self._model.name if self._model else "none", code=exc.code
+            ).inc()
+            log.warning("turn_upstream_error", turn_id=turn.turn_id, code=exc.code, error=exc.message)
+            return _Outcome("failed", ev.error_event(exc.code, exc.message, retryable=exc.retryable))
+        if isinstance(exc, KefuError):
+            return _Outcome("failed", ev.error_event(exc.code, exc.message, retryable=False))
+        log.error("turn_crashed", turn_id=turn.turn_id, error=repr(exc))
+        return _Outcome("failed", ev.error_event("internal_error", "something went wrong", retryable=True))
+
+    async def _finish(self, turn: Turn, writer: DeltaWriter, outcome: _Outcome) -> None:
+        text = writer.text
+        status: MessageStatus = outcome.status
+        if outcome.terminal[0] == ev.ERROR:
+            # Whatever the cause, an answer cut short keeps its text as `interrupted`; with no text there is
+            # no assistant row at all (never a blank row), and the turn counts as failed.
+            status = "interrupted" if text else "failed"
+        if text:
+            # Stored before the terminal event, so a client that saw `done` finds the answer in the history.
+            await self._store.add_assistant_message(
+                turn.session.id,
+                turn.turn_id,
+                text,
+                status,
+                _utcnow(),
+                source=outcome.source,
+                model=outcome.model,
+                prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else None,
+                completion_tokens=outcome.usage.completion_tokens if outcome.usage else None,
+            )
+        if not writer.refused:
+            await self._hot.append(turn.turn_id, [outcome.terminal])
+        remember = [ContextMessage("user", turn.text)]
+        if text:
+            remember.append(ContextMessage("assistant", text))
+        if turn.reset_context:
+            await self._hot.set_context(
+                turn.session.id, remember, max_messages=self._config.max_context_messages, ttl=self._config.session_ttl
+            )
+        else:
+            await self._hot.push_context(
+                turn.session.id, remember, max_messages=self._config.max_context_messages, ttl=self._config.session_ttl
+            )
+        result = status
+        self._metrics.turns.labels(outcome=result, source=outcome.source).inc()
+        self._metrics.turn_duration.labels(outcome=result).observe(time.monotonic() - turn.accepted_at)
+        log.info(
+            "turn_finished",
+            turn_id=turn.turn_id,
+            session_id=turn.session.id,
+            outcome=result,
+            chars=len(text),
+            seconds=round(time.monotonic() - turn.accepted_at, 3),
+        )
+
+    async def _history(self, turn: Turn) -> list[ContextMessage]:
+        if turn.reset_context:
+            return []
+        cached = await self._hot.get_context(turn.session.id)
+        if cached is not None:
+            return cached
+        records = await self._store.list_messages(
+            turn.session.id, since=turn.session.context_started_at, last=self._config.max_context_messages
+        )
+        # The current question may already be stored (the write overlaps); it is added separately.
+        history = context_from_records([r for r in records if r.turn_id != turn.turn_id])
+        await self._hot.set_context(
+            turn.session.id, history, max_messages=self._config.max_context_messages, ttl=self._config.session_ttl
+        )
+        return history
+
+    async def _keep_lease(self, turn: Turn) -> None:
+        interval = self._config.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                cancel = await self._hot.renew_lease(
+                    turn.turn_id, turn.session.id, owner=self._owner, lease_seconds=self._config.lease_seconds
+                )
+            except Exception as exc:  # a blip in Redis must not kill the turn; the next renewal may work
+                log.warning("lease_renew_failed", turn_id=turn.turn_id, error=repr(exc))
+                continue
+            if cancel and not turn.cancel_requested:
+                turn.cancel_requested = True
+                self.cancel_local(turn.turn_id)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,210 @@
+"""The chat service: the operations the HTTP layer (and the CLI) call. No HTTP in here."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from kefu.engine import events as ev
+from kefu.engine.runner import Turn, TurnRunner
+from kefu.errors import Conflict, InvalidInput, MessageTooLong, NotFound
+from kefu.identity import Identity
+from kefu.obs.logging import get_logger
+from kefu.store.base import TERMINAL_EVENTS, HotState, LogEvent, MessageRecord, SessionRecord, TranscriptStore, TurnMeta
+
+log = get_logger("kefu.chat")
+
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+# Yielded by ``follow`` when nothing happened for a heartbeat interval.
+HEARTBEAT = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnHandle:
+    """A started turn."""
+
+    session_id: str
+    turn_id: str
+
+
+def new_id(prefix: str) -> str:
+    """A random id like ``t_3f2a…`` (no ``:``, so ``<turn_id>:<seq>`` event ids stay parseable)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def derived_session_id(user_id: str, key: str) -> str:
+    """A stable session id for an external conversation key (the OpenAI facade's ``user`` field)."""
+    digest = hashlib.sha256(f"{user_id}\0{key}".encode()).hexdigest()[:32]
+    return f"s_{digest}"
+
+
+class ChatService:
+    """Starts, follows and cancels turns; reads and deletes sessions. Owner checks happen here."""
+
+    def __init__(
+        self,
+        *,
+        store: TranscriptStore,
+        hot: HotState,
+        runner: TurnRunner,
+        max_message_chars: int,
+        session_ttl: int,
+        lease_seconds: float,
+        owner: str,
+    ) -> None:
+        self._store = store
+        self._hot = hot
+        self._runner = runner
+        self._max_chars = max_message_chars
+        self._session_ttl = timedelta(seconds=session_ttl)
+        self._lease = lease_seconds
+        self._owner = owner
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def validate_message(self, message: str) -> str:
+        """The message to answer, or :class:`InvalidInput` / :class:`MessageTooLong`."""
+        if not message.strip():
+            raise InvalidInput("message must not be empty", code="empty_message")
+        if len(message) > self._max_chars:
+            raise MessageTooLong(
+                f"message has {len(message)} characters; the limit is {self._max_chars} (KEFU_MAX_MESSAGE_CHARS)"
+            )
+        return message
+
+    async def start_turn(
+        self,
+        identity: Identity,
+        message: str,
+        session_id: str | None = None,
+        *,
+        create_missing: bool = False,
+    ) -> TurnHandle:
+        """Accept a message and start answering it in the background.
+
+        ``session_id`` None starts a new session. An unknown or foreign session is :class:`NotFound`
+        (unless ``create_missing``, used for derived ids), a running turn in it :class:`Conflict`.
+        """
+        text = self.validate_message(message)
+        now = datetime.now(UTC)
+        session = await self._open_session(identity, session_id, now, create_missing=create_missing)
+        turn_id = new_id("t")
+        holder = await self._hot.acquire_session(session.id, turn_id, lease_seconds=self._lease)
+        if holder is not None:
+            raise Conflict(f"a turn is already running in this session ({holder}); wait for it or cancel it")
+        meta = TurnMeta(turn_id=turn_id, session_id=session.id, user_id=identity.user_id, created_at=time.time())
+        await self._hot.create_turn(meta, owner=self._owner, lease_seconds=self._lease)
+        await self._hot.append(turn_id, [ev.session_event(session.id, turn_id)])
+        reset = now - session.last_active_at > self._session_ttl
+        turn = Turn(turn_id=turn_id, session=session, user_id=identity.user_id, text=text, reset_context=reset)
+        task = asyncio.create_task(self._runner.run(turn), name=f"turn-{turn_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        log.info("turn_started", turn_id=turn_id, session_id=session.id, user_id=identity.user_id, chars=len(text))
+        return TurnHandle(session_id=session.id, turn_id=turn_id)
+
+    async def _open_session(
+        self, identity: Identity, session_id: str | None, now: datetime, *, create_missing: bool
+    ) -> SessionRecord:
+        if session_id is None:
+            return await self._store.create_session(new_id("s"), identity.user_id, now)
+        if not _SESSION_ID.match(session_id):
+            raise NotFound("session not found")
+        session = await self._store.get_session(session_id)
+        if session is None and create_missing:
+            session = await self._store.create_session(session_id, identity.user_id, now)
+        if session is None or session.user_id != identity.user_id:
+            raise NotFound("session not found")
+        return session
+
+    async def turn_meta(self, identity: Identity, turn_id: str) -> TurnMeta:
+        """The turn if it exists and belongs to the caller, else :class:`NotFound`."""
+        meta = await self._hot.get_turn(turn_id)
+        if meta is None or meta.user_id != identity.user_id:
+            raise NotFound("turn not found (unknown, expired, or not yours)")
+        return meta
+
+    async def follow(self, meta: TurnMeta, after: int, *, heartbeat: float) -> AsyncIterator[LogEvent | None]:
+        """Events of a turn after ``after``, then live ones until ``done``/``error``.
+
+        Yields ``HEARTBEAT`` (None) after ``heartbeat`` seconds without events. If the process running the
+        turn dies (its lease expires) the turn is closed with an ``error`` event, which is yielded.
+        """
+        if meta.finished and after >= meta.last_seq:
+            return
+        wait = min(heartbeat, self._lease)
+        quiet_since = time.monotonic()
+        while True:
+            events = await self._hot.read(meta.turn_id, after, wait)
+            if events:
+                for event in events:
+                    yield event
+                    after = event.seq
+                    if event.type in TERMINAL_EVENTS:
+                        return
+                quiet_since = time.monotonic()
+                continue
+            if not await self._hot.lease_alive(meta.turn_id):
+                await self._close_lost_turn(meta)
+                continue
+            if time.monotonic() - quiet_since >= heartbeat:
+                quiet_since = time.monotonic()
+                yield HEARTBEAT
+
+    async def _close_lost_turn(self, meta: TurnMeta) -> None:
+        """The process running the turn died: end its log and keep what it had said, once."""
+        seq = await self._hot.append(
+            meta.turn_id,
+            [ev.error_event("turn_lost", "the server answering this turn stopped; please ask again", retryable=True)],
+        )
+        if seq is None:
+            return  # finished meanwhile, or another reader already closed it
+        log.warning("turn_lost", turn_id=meta.turn_id, session_id=meta.session_id)
+        text = "".join(ev.delta_text(e.data) for e in await self._hot.read(meta.turn_id, 0, 0) if e.type == ev.DELTA)
+        if text:
+            await self._store.add_assistant_message(
+                meta.session_id, meta.turn_id, text, "interrupted", datetime.now(UTC), source="llm", model=None
+            )
+        await self._hot.release_session(meta.session_id, meta.turn_id)
+
+    async def cancel(self, identity: Identity, turn_id: str) -> bool:
+        """Stop a turn (on whichever replica runs it). False if it had already finished."""
+        meta = await self.turn_meta(identity, turn_id)
+        if meta.finished:
+            return False
+        if not self._runner.cancel_local(turn_id):
+            await self._hot.request_cancel(turn_id)
+        return True
+
+    async def get_session(self, identity: Identity, session_id: str) -> tuple[SessionRecord, list[MessageRecord]]:
+        """A session and all its messages, if it is the caller's."""
+        session = await self._owned_session(identity, session_id)
+        return session, await self._store.list_messages(session.id)
+
+    async def delete_session(self, identity: Identity, session_id: str) -> None:
+        """Delete a session of the caller's, with its transcript and cached context."""
+        session = await self._owned_session(identity, session_id)
+        await self._store.delete_session(session.id)
+        await self._hot.clear_session(session.id)
+
+    async def _owned_session(self, identity: Identity, session_id: str) -> SessionRecord:
+        session = await self._store.get_session(session_id) if _SESSION_ID.match(session_id) else None
+        if session is None or session.user_id != identity.user_id:
+            raise NotFound("session not found")
+        return session
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Let running turns finish for up to ``grace`` seconds, then stop them (answers kept as interrupted)."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)

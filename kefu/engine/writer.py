@@ -1,0 +1,86 @@
+"""Coalesce answer text into turn-log events: the first piece at once, then at most one write per interval.
+
+Per-token writes burn CPU (and a Redis round trip each) at high concurrency. The producer only appends to a
+buffer; one writer task drains it. While a write is in flight and for ``interval`` after it, new text piles up
+and goes out as one ``delta`` event, so the first token is never delayed and later ones by at most
+``interval`` plus one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from kefu.engine.events import delta_event
+
+AppendFn = Callable[[list[tuple[str, str]]], Awaitable[int | None]]
+
+
+class DeltaWriter:
+    """Buffers text and writes it to the turn log in coalesced ``delta`` events."""
+
+    def __init__(
+        self,
+        append: AppendFn,
+        *,
+        interval: float,
+        before_first: Awaitable[object] | None = None,
+        on_first: Callable[[], None] | None = None,
+    ) -> None:
+        self._append = append
+        self._interval = interval
+        self._before_first = before_first
+        self._on_first = on_first
+        self._buffer: list[str] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.text_parts: list[str] = []  # everything accepted, for the stored answer
+        self.written_chars = 0  # what reached the turn log (and so possibly the user)
+        self.refused = False  # the log was finished under us (turn declared lost)
+
+    def start(self) -> None:
+        """Start the writer task."""
+        self._task = asyncio.create_task(self._run())
+
+    def write(self, text: str) -> None:
+        """Queue answer text (never blocks)."""
+        self._buffer.append(text)
+        self.text_parts.append(text)
+        self._wake.set()
+
+    @property
+    def text(self) -> str:
+        """All the text accepted so far."""
+        return "".join(self.text_parts)
+
+    async def close(self) -> None:
+        """Flush what is buffered and stop the writer."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._buffer:
+                if first:
+                    first = False
+                    # The user's message must be durable before any answer text reaches the user.
+                    if self._before_first is not None:
+                        await self._before_first
+                    if self._on_first is not None:
+                        self._on_first()
+                chunk = "".join(self._buffer)
+                self._buffer.clear()
+                if await self._append([delta_event(chunk)]) is None:
+                    self.refused = True
+                    return
+                self.written_chars += len(chunk)
+            if self._closing and not self._buffer:
+                return
+            if not self._closing and self._interval > 0:
+                await asyncio.sleep(self._interval)

@@ -1,0 +1,59 @@
+"""Prometheus metrics. One registry per app so tests and several apps in one process don't collide."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+
+class Metrics:
+    """The metrics kefu exports at ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.turns = Counter(
+            "kefu_turns_total",
+            "Finished turns by outcome (complete/interrupted/failed) and answer source.",
+            ["outcome", "source"],
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "kefu_time_to_first_token_seconds",
+            "Time from accepting a message to the first answer text written to the turn log.",
+            ["source"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.turn_duration = Histogram(
+            "kefu_turn_duration_seconds",
+            "Time from accepting a message to the end of the turn.",
+            ["outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "kefu_upstream_errors_total",
+            "Model provider errors by error code.",
+            ["provider", "code"],
+            registry=self.registry,
+        )
+        self.active_streams = Gauge(
+            "kefu_active_streams",
+            "Open SSE responses (readers of turn logs).",
+            registry=self.registry,
+        )
+        self.active_turns = Gauge(
+            "kefu_active_turns",
+            "Turns running in this process.",
+            registry=self.registry,
+        )
+        self.upstream_chunks = Counter(
+            "kefu_upstream_text_chunks_total",
+            "Answer text chunks received from model providers.",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The exposition text for ``/metrics``."""
+        return generate_latest(self.registry)

@@ -1,0 +1,95 @@
+"""Build everything a kefu process needs from :class:`Settings`, and tear it down again."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+from kefu.config import Settings
+from kefu.engine.prompts import load_system_prompt
+from kefu.engine.runner import TurnConfig, TurnRunner
+from kefu.engine.service import ChatService
+from kefu.identity import Authenticator
+from kefu.llm.base import ChatModel
+from kefu.llm.openai_compat import OpenAICompatModel
+from kefu.obs.logging import get_logger
+from kefu.obs.metrics import Metrics
+from kefu.store.base import HotState, TranscriptStore
+from kefu.store.factory import build_hot_state, build_transcript_store
+from kefu.store.migrate import upgrade_database
+
+log = get_logger("kefu.runtime")
+
+
+@dataclass(slots=True)
+class Runtime:
+    """The long-lived objects of one process."""
+
+    settings: Settings
+    store: TranscriptStore
+    hot: HotState
+    model: ChatModel | None
+    metrics: Metrics
+    auth: Authenticator
+    chat: ChatService
+    owner: str
+
+    async def aclose(self) -> None:
+        """Stop turns (keeping partial answers) and close every pool."""
+        await self.chat.shutdown()
+        if self.model is not None:
+            await self.model.aclose()
+        await self.hot.aclose()
+        await self.store.aclose()
+
+
+async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
+    """Open the database (migrating it), hot state and model client; wire the chat service."""
+    if migrate:
+        await upgrade_database(settings.database_url)
+    store = build_transcript_store(settings)
+    hot = build_hot_state(settings)
+    model: ChatModel | None = OpenAICompatModel.from_settings(settings) if settings.llm_configured else None
+    if model is None:
+        log.warning(
+            "llm_not_configured",
+            hint="set KEFU_LLM_API_KEY (and KEFU_LLM_BASE_URL / KEFU_LLM_MODEL); turns answer with an error until then",
+        )
+    metrics = Metrics()
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    runner = TurnRunner(
+        store=store,
+        hot=hot,
+        model=model,
+        metrics=metrics,
+        config=TurnConfig(
+            system_prompt=load_system_prompt(settings.bot_dir),
+            token_budget=settings.history_token_budget,
+            max_context_messages=settings.history_max_messages,
+            session_ttl=settings.session_ttl,
+            coalesce_seconds=settings.coalesce_ms / 1000,
+            lease_seconds=settings.turn_lease_seconds,
+        ),
+        owner=owner,
+    )
+    chat = ChatService(
+        store=store,
+        hot=hot,
+        runner=runner,
+        max_message_chars=settings.max_message_chars,
+        session_ttl=settings.session_ttl,
+        lease_seconds=settings.turn_lease_seconds,
+        owner=owner,
+    )
+    return Runtime(
+        settings=settings,
+        store=store,
+        hot=hot,
+        model=model,
+        metrics=metrics,
+        auth=Authenticator.from_settings(settings),
+        chat=chat,
+        owner=owner,
+    )

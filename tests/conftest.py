@@ -1,0 +1,92 @@
+"""Shared fixtures: the mock upstream and kefu servers as real processes over loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import JWT_SECRET, KefuServer, MockLLM, service_unavailable, start_mock
+
+REDIS_URL = os.environ.get("KEFU_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+DATABASE_URL = os.environ.get("KEFU_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def mock_llm() -> Iterator[MockLLM]:
+    """One mock upstream for the whole run (tests script it per request)."""
+    mock = start_mock("--ttft", "0.01", "--tps", "2000", "--tokens", "40")
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture
+def fresh_mock(mock_llm: MockLLM) -> MockLLM:
+    """The session mock with its script queue cleared."""
+    mock_llm.reset()
+    return mock_llm
+
+
+def server_env(mock: MockLLM | None, **extra: str) -> dict[str, str]:
+    """Environment for a kefu server talking to ``mock``."""
+    env = {
+        "KEFU_JWT_SECRET": JWT_SECRET,
+        "KEFU_API_KEYS": "test-api-key",
+        "KEFU_LLM_FIRST_TOKEN_TIMEOUT": "5",
+        "KEFU_LLM_IDLE_TIMEOUT": "5",
+        "KEFU_LOG_LEVEL": "info",
+        "KEFU_DEMO": "0",
+    }
+    if mock is not None:
+        env |= {"KEFU_LLM_BASE_URL": mock.url + "/v1", "KEFU_LLM_API_KEY": "sk-test", "KEFU_LLM_MODEL": "mock-chat"}
+    return env | extra
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., KefuServer]]:
+    """Start kefu servers (stopped at the end of the test); SQLite in the test's tmp dir by default."""
+    started: list[KefuServer] = []
+
+    def make(mock: MockLLM | None, *, workers: int = 1, **extra: str) -> KefuServer:
+        env = server_env(mock, **extra)
+        env.setdefault("KEFU_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'kefu.db'}")
+        server = KefuServer(env=env, workdir=tmp_path, workers=workers)
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in started:
+        if server.proc is not None and server.proc.poll() is None:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory, mock_llm: MockLLM) -> Iterator[KefuServer]:
+    """One kefu server per test module (SQLite) for tests that don't restart it."""
+    workdir = tmp_path_factory.mktemp("kefu")
+    env = server_env(mock_llm, KEFU_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'kefu.db'}")
+    server = KefuServer(env=env, workdir=workdir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(shared_server: KefuServer, fresh_mock: MockLLM) -> Iterator[httpx.Client]:
+    """An HTTP client for the module's server, with the mock's script cleared."""
+    with httpx.Client(base_url=shared_server.url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis, or skip (fail under CI=true)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:  # any failure to reach it
+        service_unavailable("Redis", f"{REDIS_URL}: {exc}")
+    return REDIS_URL
