@@ -90,3 +90,45 @@ def redis_url() -> str:
     except Exception as exc:  # any failure to reach it
         service_unavailable("Redis", f"{REDIS_URL}: {exc}")
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """A reachable PostgreSQL server URL, or skip (fail under CI=true)."""
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(DATABASE_URL.replace("+asyncpg", ""), timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # any failure to reach it
+        service_unavailable("PostgreSQL", f"{DATABASE_URL}: {exc}")
+    return DATABASE_URL
+
+
+@pytest.fixture
+def postgres_db(postgres_server_url: str) -> Iterator[str]:
+    """A throwaway database on the PostgreSQL server, dropped after the test."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    name = f"kefu_test_{uuid.uuid4().hex[:12]}"
+    admin = postgres_server_url.replace("+asyncpg", "")
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    base = postgres_server_url.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
