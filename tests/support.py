@@ -177,9 +177,7 @@ def iter_sse(response: httpx.Response) -> Iterator[SSEEvent | None]:
             ident = line.split(":", 1)[1].strip()
 
 
-def chat(
-    client: httpx.Client, user: str, message: str, session_id: str | None = None, **kw: Any
-) -> list[SSEEvent]:
+def chat(client: httpx.Client, user: str, message: str, session_id: str | None = None, **kw: Any) -> list[SSEEvent]:
     """POST /v1/chat and read the whole event stream."""
     with client.stream(
         "POST", "/v1/chat", json={"message": message, "session_id": session_id}, headers=auth(user), **kw

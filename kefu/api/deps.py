@@ -10,7 +10,7 @@ from kefu.identity import Identity
 from kefu.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     """The process runtime built in the app's lifespan."""
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -19,7 +19,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_identity(
+async def get_identity(
     runtime: RuntimeDep,
     authorization: Annotated[str | None, Header()] = None,
     x_kefu_user: Annotated[str | None, Header()] = None,

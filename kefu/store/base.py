@@ -68,7 +68,8 @@ class TranscriptStore(Protocol):
         """Store the user's message of a turn and mark the session active at ``now``.
 
         With ``reset_context`` the session's ``context_started_at`` becomes ``now`` (the sliding TTL expired,
-        earlier messages are no longer sent to the model). One transaction.
+        earlier messages are no longer sent to the model). One transaction. Raises :class:`kefu.errors.NotFound`
+        if the session does not exist (e.g. deleted meanwhile).
         """
         ...
 
@@ -87,7 +88,8 @@ class TranscriptStore(Protocol):
     ) -> bool:
         """Store the answer of a turn exactly once.
 
-        Returns False (and changes nothing) when an assistant message for ``turn_id`` already exists.
+        Returns False (and changes nothing) when an assistant message for ``turn_id`` already exists or the
+        session no longer exists.
         """
         ...
 
@@ -200,7 +202,11 @@ class HotState(Protocol):
     async def push_context(
         self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int
     ) -> None:
-        """Append to the cached context window, keep the newest ``max_messages``, (re)set its TTL."""
+        """Append to the cached context window, keep the newest ``max_messages``, (re)set its TTL.
+
+        Does nothing when no window is cached: appending to an expired window would cache a partial history.
+        The engine loads the window from SQL and calls :meth:`set_context` on a miss.
+        """
         ...
 
     async def set_context(

@@ -151,7 +151,9 @@ def test_chat_second_turn_in_busy_session_is_409(client: httpx.Client, fresh_moc
     with client.stream("POST", "/v1/chat", json={"message": "一"}, headers=auth("ivy")) as response:
         it = iter_sse(response)
         session = next(e for e in it if e is not None)
-        r = client.post("/v1/chat", json={"message": "二", "session_id": session.data["session_id"]}, headers=auth("ivy"))
+        r = client.post(
+            "/v1/chat", json={"message": "二", "session_id": session.data["session_id"]}, headers=auth("ivy")
+        )
         assert r.status_code == 409
         assert r.json()["error"]["code"] == "turn_in_progress"
         client.post(f"/v1/chat/turns/{session.data['turn_id']}/cancel", headers=auth("ivy"))

@@ -13,13 +13,9 @@ def _sdk(server_url: str, user: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server_url}/v1", api_key=token_for(user), max_retries=0)
 
 
-def test_completions_non_stream_answers_and_keeps_history(
-    shared_server: KefuServer, fresh_mock: MockLLM
-) -> None:
+def test_completions_non_stream_answers_and_keeps_history(shared_server: KefuServer, fresh_mock: MockLLM) -> None:
     sdk = _sdk(shared_server.url, "sdk-user")
-    first = sdk.chat.completions.create(
-        model="kefu", messages=[{"role": "user", "content": "我想退货"}], user="conv-1"
-    )
+    first = sdk.chat.completions.create(model="kefu", messages=[{"role": "user", "content": "我想退货"}], user="conv-1")
     text = first.choices[0].message.content
     assert text and "退货" in text
     assert first.choices[0].finish_reason == "stop"

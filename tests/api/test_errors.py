@@ -40,7 +40,11 @@ def _assert_error(response: httpx.Response, status: int, code: str | None = None
     ],
 )
 def test_chat_rejects_bad_body_without_touching_session(
-    client: httpx.Client, existing: tuple[str, dict], payload: dict, status: int, code: str  # type: ignore[type-arg]
+    client: httpx.Client,
+    existing: tuple[str, dict],
+    payload: dict,
+    status: int,
+    code: str,  # type: ignore[type-arg]
 ) -> None:
     session_id, before = existing
     response = client.post("/v1/chat", json={**payload, "session_id": session_id}, headers=auth("owner"))
@@ -66,7 +70,9 @@ def test_chat_rejects_malformed_json(client: httpx.Client) -> None:
     ],
 )
 def test_chat_rejects_missing_or_invalid_credentials(
-    client: httpx.Client, existing: tuple[str, dict], header: str | None  # type: ignore[type-arg]
+    client: httpx.Client,
+    existing: tuple[str, dict],
+    header: str | None,  # type: ignore[type-arg]
 ) -> None:
     session_id, before = existing
     headers = {"Authorization": header} if header else {}

@@ -101,7 +101,10 @@ def test_reader_learns_when_the_process_running_the_turn_dies(pair, mock_llm: Mo
 def test_serve_with_two_workers_shares_state(make_server, mock_llm: MockLLM, redis_url: str, postgres_db: str) -> None:  # type: ignore[no-untyped-def]
     mock_llm.reset()
     server = make_server(
-        mock_llm, workers=2, KEFU_REDIS_URL=redis_url, KEFU_DATABASE_URL=postgres_db,
+        mock_llm,
+        workers=2,
+        KEFU_REDIS_URL=redis_url,
+        KEFU_DATABASE_URL=postgres_db,
         KEFU_REDIS_PREFIX=f"kefu-test-{uuid.uuid4().hex[:8]}",
     )
     with httpx.Client(base_url=server.url, timeout=30) as http:

@@ -1,0 +1,7 @@
+"""``python -m kefu.llm.mock``: the same command as ``kefu mock-llm``."""
+
+import typer
+
+from kefu.cli.mock import mock_llm
+
+typer.run(mock_llm)

@@ -1,0 +1,244 @@
+""":class:`MemoryHotState`: turn logs, leases, locks and the context cache in process memory.
+
+For a single process (no ``KEFU_REDIS_URL``). Everything expires like its Redis counterpart; expired
+entries are dropped when touched and by a sweep that runs at most every ``sweep_interval`` seconds from a
+write, so memory stays bounded without a background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from kefu.store.base import TERMINAL_EVENTS, ContextMessage, LogEvent, TurnMeta
+
+
+def check_terminal_last(events: Sequence[tuple[str, str]]) -> bool:
+    """Whether ``events`` ends the log; raises if a terminal event is not the last one."""
+    for event_type, _ in events[:-1]:
+        if event_type in TERMINAL_EVENTS:
+            raise ValueError(f"terminal event {event_type!r} must be the last event appended")
+    return bool(events) and events[-1][0] in TERMINAL_EVENTS
+
+
+class LocalTurnLog:
+    """The events of one turn held in this process, waking waiting readers on every append.
+
+    Holds seqs ``base + 1 …``; :class:`MemoryHotState` keeps whole logs in it, the Redis store a mirror of
+    the turns its process produces.
+    """
+
+    __slots__ = ("_changed", "base", "events", "finished")
+
+    def __init__(self, base: int = 0) -> None:
+        self.base = base
+        self.events: list[LogEvent] = []
+        self.finished = False
+        # Replaced on every append; a reader waits on the one it saw, so no wake-up is lost.
+        self._changed = asyncio.Event()
+
+    @property
+    def last_seq(self) -> int:
+        return self.base + len(self.events)
+
+    def extend(self, events: Sequence[tuple[str, str]], *, finished: bool) -> int:
+        """Add events with the next seqs; return the last seq."""
+        seq = self.last_seq
+        for event_type, data in events:
+            seq += 1
+            self.events.append(LogEvent(seq=seq, type=event_type, data=data))
+        self.finished = finished
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        return seq
+
+    async def read(self, after: int, timeout: float) -> list[LogEvent]:
+        """Events with ``seq > after`` (``after >= base``), waiting up to ``timeout`` for the first.
+
+        A finished log makes readers wait the full timeout too, like ``XREAD``, so a caller looping past
+        the end cannot spin; only a closing :meth:`extend` wakes them early.
+        """
+        if self.last_seq <= after and timeout > 0:
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout)
+            except TimeoutError:
+                return []
+        return self.events[max(after - self.base, 0) :]
+
+
+@dataclass(slots=True)
+class _Turn:
+    meta: TurnMeta
+    expires_at: float
+    log: LocalTurnLog = field(default_factory=LocalTurnLog)
+
+
+@dataclass(slots=True)
+class _Expiring:
+    value: str
+    expires_at: float
+
+
+@dataclass(slots=True)
+class _Context:
+    messages: list[ContextMessage]
+    expires_at: float
+
+
+class MemoryHotState:
+    """:class:`~kefu.store.base.HotState` in process memory; the embedded, single-process choice."""
+
+    def __init__(
+        self,
+        *,
+        turn_log_ttl: int = 3600,
+        sweep_interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.turn_log_ttl = turn_log_ttl
+        self._sweep_interval = sweep_interval
+        self._clock = clock
+        self._turns: dict[str, _Turn] = {}
+        self._leases: dict[str, _Expiring] = {}
+        self._cancels: dict[str, _Expiring] = {}
+        self._locks: dict[str, _Expiring] = {}
+        self._contexts: dict[str, _Context] = {}
+        self._next_sweep = clock() + sweep_interval
+
+    # --- turn log ---
+
+    async def create_turn(self, meta: TurnMeta, *, owner: str, lease_seconds: float) -> None:
+        now = self._now_and_sweep()
+        fresh = replace(meta, finished=False, last_seq=0)
+        self._turns[meta.turn_id] = _Turn(meta=fresh, expires_at=now + self.turn_log_ttl)
+        self._cancels.pop(meta.turn_id, None)
+        self._leases[meta.turn_id] = _Expiring(owner, now + lease_seconds)
+
+    async def get_turn(self, turn_id: str) -> TurnMeta | None:
+        turn = self._live_turn(turn_id)
+        return None if turn is None else turn.meta
+
+    async def append(self, turn_id: str, events: Sequence[tuple[str, str]]) -> int | None:
+        finishes = check_terminal_last(events)
+        now = self._now_and_sweep()
+        turn = self._live_turn(turn_id)
+        if turn is None or turn.meta.finished:
+            return None
+        seq = turn.log.extend(events, finished=finishes)
+        turn.meta = replace(turn.meta, last_seq=seq, finished=finishes)
+        turn.expires_at = now + self.turn_log_ttl
+        return seq
+
+    async def read(self, turn_id: str, after: int, timeout: float) -> list[LogEvent]:
+        turn = self._live_turn(turn_id)
+        if turn is None:
+            # Like XREAD on a missing stream: wait, then look once more.
+            await asyncio.sleep(timeout)
+            turn = self._live_turn(turn_id)
+            return [] if turn is None else await turn.log.read(after, 0)
+        return await turn.log.read(after, timeout)
+
+    # --- leases and cancellation ---
+
+    async def renew_lease(self, turn_id: str, session_id: str, *, owner: str, lease_seconds: float) -> bool:
+        now = self._now_and_sweep()
+        lease = self._leases.get(turn_id)
+        if lease is not None and lease.expires_at > now and lease.value == owner:
+            lease.expires_at = now + lease_seconds
+        lock = self._locks.get(session_id)
+        if lock is not None and lock.expires_at > now and lock.value == turn_id:
+            lock.expires_at = now + lease_seconds
+        cancel = self._cancels.get(turn_id)
+        return cancel is not None and cancel.expires_at > now
+
+    async def lease_alive(self, turn_id: str) -> bool:
+        lease = self._leases.get(turn_id)
+        return lease is not None and lease.expires_at > self._clock()
+
+    async def request_cancel(self, turn_id: str) -> None:
+        now = self._now_and_sweep()
+        self._cancels[turn_id] = _Expiring("1", now + self.turn_log_ttl)
+
+    # --- per-session lock ---
+
+    async def acquire_session(self, session_id: str, turn_id: str, *, lease_seconds: float) -> str | None:
+        now = self._now_and_sweep()
+        lock = self._locks.get(session_id)
+        if lock is not None and lock.expires_at > now and lock.value != turn_id:
+            return lock.value
+        self._locks[session_id] = _Expiring(turn_id, now + lease_seconds)
+        return None
+
+    async def release_session(self, session_id: str, turn_id: str) -> None:
+        lock = self._locks.get(session_id)
+        if lock is not None and lock.value == turn_id:
+            del self._locks[session_id]
+
+    # --- context cache ---
+
+    async def get_context(self, session_id: str) -> list[ContextMessage] | None:
+        context = self._contexts.get(session_id)
+        if context is None:
+            return None
+        if context.expires_at <= self._clock():
+            del self._contexts[session_id]
+            return None
+        return list(context.messages)
+
+    async def push_context(
+        self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int
+    ) -> None:
+        """Append to the cached window; a no-op when nothing is cached (the caller reloads it from SQL)."""
+        now = self._now_and_sweep()
+        context = self._contexts.get(session_id)
+        if context is None or context.expires_at <= now:
+            self._contexts.pop(session_id, None)
+            return
+        context.messages.extend(messages)
+        del context.messages[: max(len(context.messages) - max_messages, 0)]
+        context.expires_at = now + ttl
+
+    async def set_context(
+        self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int
+    ) -> None:
+        now = self._now_and_sweep()
+        kept = list(messages)[-max_messages:] if max_messages > 0 else []
+        self._contexts[session_id] = _Context(kept, now + ttl)
+
+    async def clear_session(self, session_id: str) -> None:
+        self._contexts.pop(session_id, None)
+        self._locks.pop(session_id, None)
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self._turns.clear()
+        self._leases.clear()
+        self._cancels.clear()
+        self._locks.clear()
+        self._contexts.clear()
+
+    # --- expiry ---
+
+    def _live_turn(self, turn_id: str) -> _Turn | None:
+        turn = self._turns.get(turn_id)
+        if turn is not None and turn.expires_at <= self._clock():
+            del self._turns[turn_id]
+            return None
+        return turn
+
+    def _now_and_sweep(self) -> float:
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_interval
+            self._sweep(now)
+        return now
+
+    def _sweep(self, now: float) -> None:
+        for table in (self._turns, self._leases, self._cancels, self._locks, self._contexts):
+            expired = [key for key, entry in table.items() if entry.expires_at <= now]
+            for key in expired:
+                del table[key]
