@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass
 
 from kefu.config import Settings
+from kefu.engine.answering import Answerer
+from kefu.engine.knowledge import Knowledge, NoKnowledge
 from kefu.engine.prompts import load_system_prompt
 from kefu.engine.runner import TurnConfig, TurnRunner
 from kefu.engine.service import ChatService
@@ -31,6 +33,7 @@ class Runtime:
     store: TranscriptStore
     hot: HotState
     model: ChatModel | None
+    knowledge: Knowledge
     metrics: Metrics
     auth: Authenticator
     chat: ChatService
@@ -58,15 +61,22 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             hint="set KEFU_LLM_API_KEY (and KEFU_LLM_BASE_URL / KEFU_LLM_MODEL); turns answer with an error until then",
         )
     metrics = Metrics()
+    knowledge: Knowledge = NoKnowledge()
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    answerer = Answerer(
+        model=model,
+        knowledge=knowledge,
+        metrics=metrics,
+        system_prompt=load_system_prompt(settings.bot_dir),
+        token_budget=settings.history_token_budget,
+    )
     runner = TurnRunner(
         store=store,
         hot=hot,
-        model=model,
+        answerer=answerer,
         metrics=metrics,
+        provider_name=model.name if model else "none",
         config=TurnConfig(
-            system_prompt=load_system_prompt(settings.bot_dir),
-            token_budget=settings.history_token_budget,
             max_context_messages=settings.history_max_messages,
             session_ttl=settings.session_ttl,
             coalesce_seconds=settings.coalesce_ms / 1000,
@@ -88,6 +98,7 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         store=store,
         hot=hot,
         model=model,
+        knowledge=knowledge,
         metrics=metrics,
         auth=Authenticator.from_settings(settings),
         chat=chat,

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from kefu.engine import events as ev
-from kefu.engine.history import build_messages, context_from_records
+from kefu.engine.answering import Answerer, Outcome
+from kefu.engine.history import context_from_records
 from kefu.engine.writer import DeltaWriter
-from kefu.errors import KefuError, UpstreamError, UpstreamNotConfigured
-from kefu.llm.base import ChatModel, ChatRequest, Finish, TextDelta, Usage
+from kefu.errors import KefuError, UpstreamError
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
 from kefu.store.base import ContextMessage, HotState, MessageStatus, SessionRecord, TranscriptStore
@@ -23,8 +23,6 @@ log = get_logger("kefu.turn")
 class TurnConfig:
     """The settings a turn needs (a slice of :class:`kefu.config.Settings`)."""
 
-    system_prompt: str
-    token_budget: int
     max_context_messages: int
     session_ttl: int
     coalesce_seconds: float
@@ -44,15 +42,6 @@ class Turn:
     cancel_requested: bool = False
 
 
-@dataclass(slots=True)
-class _Outcome:
-    status: MessageStatus
-    terminal: tuple[str, str]
-    source: str = "llm"
-    model: str | None = None
-    usage: Usage | None = None
-
-
 class TurnRunner:
     """Executes turns. One instance per process; ``run`` is the body of each turn's task."""
 
@@ -61,18 +50,20 @@ class TurnRunner:
         *,
         store: TranscriptStore,
         hot: HotState,
-        model: ChatModel | None,
+        answerer: Answerer,
         metrics: Metrics,
         config: TurnConfig,
         owner: str,
+        provider_name: str = "none",
     ) -> None:
         self._store = store
         self._hot = hot
-        self._model = model
+        self._answerer = answerer
+        self._provider_name = provider_name
         self._metrics = metrics
         self._config = config
         self._owner = owner
-        self._answers: dict[str, asyncio.Task[_Outcome]] = {}
+        self._answers: dict[str, asyncio.Task[Outcome]] = {}
 
     def cancel_local(self, turn_id: str) -> bool:
         """Cancel a turn if it runs in this process; False if it does not (ask its owner via HotState)."""
@@ -96,19 +87,19 @@ class TurnRunner:
             lambda events: self._hot.append(turn.turn_id, events),
             interval=self._config.coalesce_seconds,
             before_first=user_write,
-            on_first=lambda: self._metrics.ttft.labels(source="llm").observe(time.monotonic() - turn.accepted_at),
+            on_first=lambda: self._metrics.ttft.observe(time.monotonic() - turn.accepted_at),
         )
         writer.start()
         answer = asyncio.create_task(self._answer(turn, writer))
         self._answers[turn.turn_id] = answer
-        outcome: _Outcome
+        outcome: Outcome
         try:
             await asyncio.wait([answer])
             outcome = self._outcome(turn, answer)
         except asyncio.CancelledError:
             # Server shutdown: keep what was said, marked as interrupted.
             answer.cancel()
-            outcome = _Outcome("interrupted", ev.error_event("shutdown", "the server is shutting down", retryable=True))
+            outcome = Outcome("interrupted", ev.error_event("shutdown", "the server is shutting down", retryable=True))
         try:
             await writer.close()
             await user_write
@@ -124,58 +115,26 @@ class TurnRunner:
             await self._hot.release_session(turn.session.id, turn.turn_id)
             self._metrics.active_turns.dec()
 
-    async def _answer(self, turn: Turn, writer: DeltaWriter) -> _Outcome:
-        if self._model is None:
-            raise UpstreamNotConfigured(
-                "no model is configured: set KEFU_LLM_API_KEY (and KEFU_LLM_BASE_URL / KEFU_LLM_MODEL)"
-            )
+    async def _answer(self, turn: Turn, writer: DeltaWriter) -> Outcome:
         history = await self._history(turn)
-        messages = build_messages(
-            self._config.system_prompt, history, turn.text, token_budget=self._config.token_budget
-        )
-        usage: Usage | None = None
-        finish: Finish | None = None
-        chunks = 0
-        async for event in self._model.stream(ChatRequest(messages=messages, user=turn.user_id)):
-            if isinstance(event, TextDelta):
-                writer.write(event.text)
-                chunks += 1
-            elif isinstance(event, Usage):
-                usage = event
-            elif isinstance(event, Finish):
-                finish = event
-        self._metrics.upstream_chunks.inc(chunks)
-        assert finish is not None  # ChatModel guarantees a Finish or an exception
-        model = finish.model or self._model.model
-        done = ev.done_event(
-            turn.turn_id,
-            finish_reason=finish.reason,
-            source="llm",
-            model=model,
-            usage=usage.as_dict() if usage else None,
-        )
-        # "length" / "content_filter" still end the stream cleanly, but the answer is not whole.
-        status: MessageStatus = "complete" if finish.reason in ("stop", "tool_calls") else "interrupted"
-        return _Outcome(status, done, model=model, usage=usage)
+        return await self._answerer.answer(turn.turn_id, turn.user_id, turn.text, history, writer)
 
-    def _outcome(self, turn: Turn, answer: asyncio.Task[_Outcome]) -> _Outcome:
+    def _outcome(self, turn: Turn, answer: asyncio.Task[Outcome]) -> Outcome:
         if answer.cancelled():
-            return _Outcome("interrupted", ev.error_event("cancelled", "the turn was cancelled", retryable=False))
+            return Outcome("interrupted", ev.error_event("cancelled", "the turn was cancelled", retryable=False))
         exc = answer.exception()
         if exc is None:
             return answer.result()
         if isinstance(exc, UpstreamError):
-            self._metrics.upstream_errors.labels(
-                provider=self._model.name if self._model else "none", code=exc.code
-            ).inc()
+            self._metrics.upstream_errors.labels(provider=self._provider_name, code=exc.code).inc()
             log.warning("turn_upstream_error", turn_id=turn.turn_id, code=exc.code, error=exc.message)
-            return _Outcome("failed", ev.error_event(exc.code, exc.message, retryable=exc.retryable))
+            return Outcome("failed", ev.error_event(exc.code, exc.message, retryable=exc.retryable))
         if isinstance(exc, KefuError):
-            return _Outcome("failed", ev.error_event(exc.code, exc.message, retryable=False))
+            return Outcome("failed", ev.error_event(exc.code, exc.message, retryable=False))
         log.error("turn_crashed", turn_id=turn.turn_id, error=repr(exc))
-        return _Outcome("failed", ev.error_event("internal_error", "something went wrong", retryable=True))
+        return Outcome("failed", ev.error_event("internal_error", "something went wrong", retryable=True))
 
-    async def _finish(self, turn: Turn, writer: DeltaWriter, outcome: _Outcome) -> None:
+    async def _finish(self, turn: Turn, writer: DeltaWriter, outcome: Outcome) -> None:
         text = writer.text
         status: MessageStatus = outcome.status
         if outcome.terminal[0] == ev.ERROR:

@@ -21,7 +21,6 @@ class Metrics:
         self.ttft = Histogram(
             "kefu_time_to_first_token_seconds",
             "Time from accepting a message to the first answer text written to the turn log.",
-            ["source"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )

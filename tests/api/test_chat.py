@@ -85,15 +85,22 @@ def test_chat_upstream_cut_gives_error_and_interrupted_row(client: httpx.Client,
     assert stored[-1]["content"] == answer_text(events) != ""
 
 
-def test_chat_upstream_429_before_text_is_retryable_error_without_blank_row(
+def test_chat_upstream_429_before_text_gives_degraded_answer_not_white_screen(
     client: httpx.Client, fresh_mock: MockLLM
 ) -> None:
-    fresh_mock.script({"fail": "429", "retry_after": 1})
+    fresh_mock.script({"fail": "429", "retry_after": 1}, {"fail": "429", "retry_after": 1}, {"fail": "429"})
     events = chat(client, "erin", "你好")
-    assert [e.event for e in events] == ["session", "error"]
-    assert events[-1].data["code"] == "upstream_rate_limited" and events[-1].data["retryable"] is True
+    assert [e.event for e in events][0] == "session" and events[-1].event == "done"
+    assert events[-1].data["source"] == "fallback" and events[-1].data["model"] is None
+    assert events[-1].data["handoff_offered"] is True
+    text = answer_text(events)
+    assert "人工" in text
     stored = _session(client, "erin", events[0].data["session_id"])["messages"]
-    assert [m["role"] for m in stored] == ["user"]  # the question is kept, no blank answer row
+    assert [(m["role"], m["status"], m["source"]) for m in stored] == [
+        ("user", "complete", None),
+        ("assistant", "complete", "fallback"),
+    ]
+    assert 'code="upstream_rate_limited"' in client.get("/metrics").text
 
 
 def test_chat_provider_rejecting_stream_options_still_answers(client: httpx.Client, fresh_mock: MockLLM) -> None:

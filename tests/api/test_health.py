@@ -38,6 +38,12 @@ def test_server_without_model_starts_and_says_so(make_server) -> None:  # type: 
         assert events[-1].data["code"] == "llm_not_configured"
         assert events[-1].data["retryable"] is False
         stored = http.get(f"/v1/sessions/{events[0].data['session_id']}", headers=auth("u1")).json()
-        assert [m["role"] for m in stored["messages"]] == ["user"]
+        assert [m["role"] for m in stored["messages"]] == ["user"]  # no blank answer row
+        facade = http.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, headers=auth("u1")
+        )
+        assert facade.status_code == 503
+        assert facade.json()["error"]["code"] == "llm_not_configured"
+        assert facade.headers["x-should-retry"] == "false"
     output = server.stop()
     assert "llm_not_configured" in output or "NOT CONFIGURED" in output

@@ -1,0 +1,157 @@
+"""Decide where a turn's answer comes from and produce it: FAQ, model (grounded in passages), or degraded.
+
+Order: a confident FAQ match answers directly (``faq``, no model call). Otherwise the model answers, grounded in
+retrieved passages when there are any (``kb``) or not (``llm``). When no model can answer before the first token
+(not configured, every upstream down, retries exhausted), the knowledge base answers what it can and the rest
+gets an apology that offers a human (``fallback``) — never an empty bubble. After the first token, a broken
+upstream is an error: the answer is not silently replaced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kefu.engine import events as ev
+from kefu.engine.history import build_messages
+from kefu.engine.knowledge import Knowledge, KnowledgeResult
+from kefu.engine.writer import DeltaWriter
+from kefu.errors import UpstreamError, UpstreamNotConfigured
+from kefu.llm.base import ChatModel, ChatRequest, Finish, TextDelta, Usage
+from kefu.obs.logging import get_logger
+from kefu.obs.metrics import Metrics
+from kefu.store.base import ContextMessage, MessageStatus
+
+log = get_logger("kefu.answer")
+
+GROUNDING = (
+    "\n\n以下是知识库中与用户问题相关的资料。只根据这些资料回答；资料里没有的内容，请如实说不知道，并可建议转人工客服。\n"
+    "Answer only from the reference material below; if it does not contain the answer, say you don't know.\n"
+)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a turn ended: stored status, the terminal event, and what to record about the answer."""
+
+    status: MessageStatus
+    terminal: tuple[str, str]
+    source: str = "llm"
+    model: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CannedTexts:
+    """Texts the bot says on its own (the bot directory can override them)."""
+
+    suggest_intro: str = "您是不是想问：\n"
+    apology: str = (
+        "抱歉，我暂时无法回答这个问题。您可以换个说法再问一次，或者回复“转人工”联系人工客服。"
+        "\n(Sorry, I can't answer that right now. Try rephrasing, or ask for a human agent.)"
+    )
+
+
+class Answerer:
+    """Produces the answer text of a turn into a :class:`DeltaWriter` and says how it ended."""
+
+    def __init__(
+        self,
+        *,
+        model: ChatModel | None,
+        knowledge: Knowledge,
+        metrics: Metrics,
+        system_prompt: str,
+        token_budget: int,
+        texts: CannedTexts | None = None,
+    ) -> None:
+        self._model = model
+        self._knowledge = knowledge
+        self._metrics = metrics
+        self._system_prompt = system_prompt
+        self._token_budget = token_budget
+        self._texts = texts or CannedTexts()
+
+    async def answer(
+        self, turn_id: str, user_id: str, text: str, history: list[ContextMessage], writer: DeltaWriter
+    ) -> Outcome:
+        """Answer ``text``; raises only for errors that should end the turn with an ``error`` event."""
+        found = await self._knowledge.search(text) if self._knowledge.available else KnowledgeResult()
+        direct = found.direct
+        if direct is not None:
+            writer.write(direct.text)
+            return self._done(turn_id, "faq", found, extra={"sources": [{"id": direct.id, "title": direct.title}]})
+        if self._model is None:
+            if not self._knowledge.available:
+                raise UpstreamNotConfigured(
+                    "no model is configured: set KEFU_LLM_API_KEY (and KEFU_LLM_BASE_URL / KEFU_LLM_MODEL)"
+                )
+            return self._degraded(turn_id, found, writer)
+        try:
+            return await self._from_model(turn_id, user_id, text, history, found, writer)
+        except UpstreamError as exc:
+            if writer.text_parts:
+                raise  # the user already saw part of this answer: never swap in another one
+            self._metrics.upstream_errors.labels(provider=self._model.name, code=exc.code).inc()
+            log.warning("answer_degraded", turn_id=turn_id, code=exc.code, error=exc.message)
+            return self._degraded(turn_id, found, writer)
+
+    async def _from_model(
+        self,
+        turn_id: str,
+        user_id: str,
+        text: str,
+        history: list[ContextMessage],
+        found: KnowledgeResult,
+        writer: DeltaWriter,
+    ) -> Outcome:
+        assert self._model is not None
+        passages = [h for h in found.hits if found.confidence != "low"]
+        system = self._system_prompt
+        if passages:
+            system += GROUNDING + "\n".join(f"[{i + 1}] {h.title}\n{h.text}" for i, h in enumerate(passages))
+        messages = build_messages(system, history, text, token_budget=self._token_budget)
+        usage: Usage | None = None
+        finish: Finish | None = None
+        chunks = 0
+        async for event in self._model.stream(ChatRequest(messages=messages, user=user_id)):
+            if isinstance(event, TextDelta):
+                writer.write(event.text)
+                chunks += 1
+            elif isinstance(event, Usage):
+                usage = event
+            elif isinstance(event, Finish):
+                finish = event
+        self._metrics.upstream_chunks.inc(chunks)
+        assert finish is not None  # ChatModel guarantees a Finish or an exception
+        model = finish.model or self._model.model
+        source = "kb" if passages else "llm"
+        extra = {"sources": [{"id": h.id, "title": h.title} for h in passages]} if passages else None
+        done = ev.done_event(
+            turn_id,
+            finish_reason=finish.reason,
+            source=source,
+            model=model,
+            usage=usage.as_dict() if usage else None,
+            extra=extra,
+        )
+        # "length" / "content_filter" end the stream cleanly, but the answer is not whole.
+        status: MessageStatus = "complete" if finish.reason in ("stop", "tool_calls") else "interrupted"
+        return Outcome(status, done, source=source, model=model, usage=usage)
+
+    def _degraded(self, turn_id: str, found: KnowledgeResult, writer: DeltaWriter) -> Outcome:
+        """No model can answer: the best the knowledge base has, else an apology that offers a human."""
+        if found.direct is not None:
+            hit = found.direct
+            writer.write(hit.text)
+            return self._done(turn_id, "fallback", found, extra={"sources": [{"id": hit.id, "title": hit.title}]})
+        if found.confidence == "medium" and found.suggestions:
+            suggestions = list(found.suggestions[:3])
+            writer.write(self._texts.suggest_intro + "\n".join(f"- {q}" for q in suggestions))
+            return self._done(turn_id, "fallback", found, extra={"suggestions": suggestions})
+        writer.write(self._texts.apology)
+        return self._done(turn_id, "fallback", found, extra={"handoff_offered": True})
+
+    def _done(self, turn_id: str, source: str, found: KnowledgeResult, *, extra: dict[str, Any]) -> Outcome:
+        done = ev.done_event(turn_id, finish_reason="stop", source=source, model=None, usage=None, extra=extra)
+        return Outcome("complete", done, source=source)
