@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     coalesce_ms: float = Field(default=30.0, ge=0)
     turn_lease_seconds: float = Field(default=10.0, gt=0)
     turn_log_ttl: int = Field(default=3600, gt=0)
+    # Shared answers to impersonal first-turn questions (seconds; 0 turns the cache and single-flight off).
+    answer_cache_ttl: int = Field(default=300, ge=0)
+
+    # --- rate limits ("N/second|minute|hour|day"; "off" disables one) ---
+    rate_limit_user: str = "20/minute"
+    rate_limit_api_key: str = "3000/minute"
+    rate_limit_ip: str = "120/minute"
 
     # --- bot content ---
     bot_dir: Path = DEMO_BOT_DIR

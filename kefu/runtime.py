@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import uuid
 from dataclasses import dataclass
+
+from redis.asyncio import Redis
 
 from kefu.config import Settings
 from kefu.engine.answering import Answerer
@@ -13,12 +16,15 @@ from kefu.engine.knowledge import Knowledge, NoKnowledge
 from kefu.engine.prompts import load_system_prompt
 from kefu.engine.runner import TurnConfig, TurnRunner
 from kefu.engine.service import ChatService
+from kefu.engine.sharing import SharedAnswers
 from kefu.identity import Authenticator
 from kefu.llm.base import ChatModel
 from kefu.llm.openai_compat import OpenAICompatModel
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
+from kefu.ratelimit import RateLimiter
 from kefu.store.base import HotState, TranscriptStore
+from kefu.store.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
 from kefu.store.factory import build_hot_state, build_transcript_store
 from kefu.store.migrate import upgrade_database
 
@@ -38,6 +44,8 @@ class Runtime:
     auth: Authenticator
     chat: ChatService
     owner: str
+    limiter: RateLimiter
+    redis: Redis | None = None
 
     async def aclose(self) -> None:
         """Stop turns (keeping partial answers) and close every pool."""
@@ -46,6 +54,8 @@ class Runtime:
             await self.model.aclose()
         await self.hot.aclose()
         await self.store.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
@@ -63,12 +73,20 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     metrics = Metrics()
     knowledge: Knowledge = NoKnowledge()
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    system_prompt = load_system_prompt(settings.bot_dir)
+    shared = None
+    if settings.answer_cache_ttl > 0:
+        cache: AnswerCache = RedisAnswerCache(redis, settings.redis_prefix) if redis else MemoryAnswerCache()
+        shared = SharedAnswers(cache, ttl=settings.answer_cache_ttl, metrics=metrics)
     answerer = Answerer(
         model=model,
         knowledge=knowledge,
         metrics=metrics,
-        system_prompt=load_system_prompt(settings.bot_dir),
+        system_prompt=system_prompt,
         token_budget=settings.history_token_budget,
+        shared=shared,
+        content_version=hashlib.sha256(system_prompt.encode()).hexdigest()[:16],
     )
     runner = TurnRunner(
         store=store,
@@ -103,4 +121,6 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         auth=Authenticator.from_settings(settings),
         chat=chat,
         owner=owner,
+        limiter=RateLimiter.from_settings(settings, metrics),
+        redis=redis,
     )

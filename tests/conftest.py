@@ -39,6 +39,12 @@ def server_env(mock: MockLLM | None, **extra: str) -> dict[str, str]:
         "KEFU_LLM_IDLE_TIMEOUT": "5",
         "KEFU_LOG_LEVEL": "info",
         "KEFU_DEMO": "0",
+        # Every test request comes from 127.0.0.1 and a few user ids: rate-limit tests set their own limits.
+        "KEFU_RATE_LIMIT_IP": "off",
+        "KEFU_RATE_LIMIT_USER": "off",
+        "KEFU_RATE_LIMIT_API_KEY": "off",
+        # Shared answers would replay one scripted answer to later tests asking the same question.
+        "KEFU_ANSWER_CACHE_TTL": "0",
     }
     if mock is not None:
         env |= {"KEFU_LLM_BASE_URL": mock.url + "/v1", "KEFU_LLM_API_KEY": "sk-test", "KEFU_LLM_MODEL": "mock-chat"}

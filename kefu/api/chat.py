@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field
 from starlette.responses import StreamingResponse
 
-from kefu.api.deps import IdentityDep, RuntimeDep
+from kefu.api.deps import IdentityDep, LimitedIdentityDep, RuntimeDep
 from kefu.api.sse import HEARTBEAT_FRAME, event_frame, sse_response
 from kefu.errors import InvalidInput
 from kefu.runtime import Runtime
@@ -37,7 +37,7 @@ async def _stream(runtime: Runtime, meta: TurnMeta, after: int) -> AsyncIterator
 
 
 @router.post("", summary="Send a message; the answer streams back as Server-Sent Events")
-async def post_chat(body: ChatIn, identity: IdentityDep, runtime: RuntimeDep) -> StreamingResponse:
+async def post_chat(body: ChatIn, identity: LimitedIdentityDep, runtime: RuntimeDep) -> StreamingResponse:
     """Start a turn and stream its events (``session``, ``delta``…, then ``done`` or ``error``)."""
     handle = await runtime.chat.start_turn(identity, body.message, body.session_id)
     meta = await runtime.chat.turn_meta(identity, handle.turn_id)

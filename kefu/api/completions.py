@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
-from kefu.api.deps import IdentityDep, RuntimeDep
+from kefu.api.deps import LimitedIdentityDep, RuntimeDep
 from kefu.api.errors import error_response
 from kefu.api.sse import data_frame, sse_response
 from kefu.engine import events as ev
@@ -82,7 +82,7 @@ def _error_json(event: LogEvent) -> tuple[int, dict[str, Any]]:
 @router.post("/chat/completions", summary="OpenAI-compatible chat completions (the bot as a model)")
 async def chat_completions(
     body: CompletionIn,
-    identity: IdentityDep,
+    identity: LimitedIdentityDep,
     runtime: RuntimeDep,
     x_kefu_session: Annotated[str | None, Header()] = None,
 ) -> Response:

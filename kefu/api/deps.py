@@ -29,3 +29,20 @@ async def get_identity(
 
 
 IdentityDep = Annotated[Identity, Depends(get_identity)]
+
+
+async def get_limited_identity(
+    request: Request,
+    identity: IdentityDep,
+    runtime: RuntimeDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Identity:
+    """The caller, after counting this request against the user, API-key and IP rate limits (429 if over)."""
+    api_key = authorization.partition(" ")[2].strip() if identity.kind == "server" and authorization else None
+    client_ip = request.client.host if request.client else None
+    await runtime.limiter.check(identity, client_ip=client_ip, api_key=api_key)
+    return identity
+
+
+# Use on endpoints that start work (a turn): they are what the limits protect.
+LimitedIdentityDep = Annotated[Identity, Depends(get_limited_identity)]

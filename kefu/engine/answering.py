@@ -15,6 +15,7 @@ from typing import Any
 from kefu.engine import events as ev
 from kefu.engine.history import build_messages
 from kefu.engine.knowledge import Knowledge, KnowledgeResult
+from kefu.engine.sharing import SharedAnswers
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import UpstreamError, UpstreamNotConfigured
 from kefu.llm.base import ChatModel, ChatRequest, Finish, TextDelta, Usage
@@ -64,6 +65,8 @@ class Answerer:
         system_prompt: str,
         token_budget: int,
         texts: CannedTexts | None = None,
+        shared: SharedAnswers | None = None,
+        content_version: str = "",
     ) -> None:
         self._model = model
         self._knowledge = knowledge
@@ -71,6 +74,9 @@ class Answerer:
         self._system_prompt = system_prompt
         self._token_budget = token_budget
         self._texts = texts or CannedTexts()
+        self._shared = shared
+        # Answers are shared only between turns that would send the model the very same request.
+        self._version = f"{content_version}|{model.name if model else ''}|{model.model if model else ''}"
 
     async def answer(
         self, turn_id: str, user_id: str, text: str, history: list[ContextMessage], writer: DeltaWriter
@@ -80,7 +86,7 @@ class Answerer:
         direct = found.direct
         if direct is not None:
             writer.write(direct.text)
-            return self._done(turn_id, "faq", found, extra={"sources": [{"id": direct.id, "title": direct.title}]})
+            return self._done(turn_id, "faq", extra={"sources": [{"id": direct.id, "title": direct.title}]})
         if self._model is None:
             if not self._knowledge.available:
                 raise UpstreamNotConfigured(
@@ -111,10 +117,48 @@ class Answerer:
         if passages:
             system += GROUNDING + "\n".join(f"[{i + 1}] {h.title}\n{h.text}" for i, h in enumerate(passages))
         messages = build_messages(system, history, text, token_budget=self._token_budget)
+        request = ChatRequest(messages=messages, user=user_id)
+        source = "kb" if passages else "llm"
+        refs = tuple((h.id, h.title) for h in passages)
+        key = None
+        if self._shared is not None and not history:
+            key = self._shared.key(text, f"{self._version}|{self._knowledge.version}")
+        if key is not None:
+            assert self._shared is not None
+            cached = await self._shared.cached(key)
+            if cached is not None:
+                writer.write(cached.text)
+                return self._done(turn_id, cached.source, model=cached.model, extra=_refs(cached.sources, True))
+            model = self._model
+            flight, leader = self._shared.join(key, lambda: model.stream(request), source=source, sources=refs)
+            async for piece in flight.follow():
+                writer.write(piece)
+            # The upstream call (its chunks and tokens) is accounted to the turn that started it, once.
+            usage, finish = (flight.usage, flight.finish) if leader else (None, flight.finish)
+            chunks = len(flight.pieces) if leader else 0
+        else:
+            usage, finish, chunks = await self._stream(request, writer)
+        self._metrics.upstream_chunks.inc(chunks)
+        assert finish is not None  # ChatModel guarantees a Finish or an exception
+        model_name = finish.model or self._model.model
+        done = ev.done_event(
+            turn_id,
+            finish_reason=finish.reason,
+            source=source,
+            model=model_name,
+            usage=usage.as_dict() if usage else None,
+            extra=_refs(refs, False),
+        )
+        # "length" / "content_filter" end the stream cleanly, but the answer is not whole.
+        status: MessageStatus = "complete" if finish.reason in ("stop", "tool_calls") else "interrupted"
+        return Outcome(status, done, source=source, model=model_name, usage=usage)
+
+    async def _stream(self, request: ChatRequest, writer: DeltaWriter) -> tuple[Usage | None, Finish | None, int]:
+        assert self._model is not None
         usage: Usage | None = None
         finish: Finish | None = None
         chunks = 0
-        async for event in self._model.stream(ChatRequest(messages=messages, user=user_id)):
+        async for event in self._model.stream(request):
             if isinstance(event, TextDelta):
                 writer.write(event.text)
                 chunks += 1
@@ -122,36 +166,37 @@ class Answerer:
                 usage = event
             elif isinstance(event, Finish):
                 finish = event
-        self._metrics.upstream_chunks.inc(chunks)
-        assert finish is not None  # ChatModel guarantees a Finish or an exception
-        model = finish.model or self._model.model
-        source = "kb" if passages else "llm"
-        extra = {"sources": [{"id": h.id, "title": h.title} for h in passages]} if passages else None
-        done = ev.done_event(
-            turn_id,
-            finish_reason=finish.reason,
-            source=source,
-            model=model,
-            usage=usage.as_dict() if usage else None,
-            extra=extra,
-        )
-        # "length" / "content_filter" end the stream cleanly, but the answer is not whole.
-        status: MessageStatus = "complete" if finish.reason in ("stop", "tool_calls") else "interrupted"
-        return Outcome(status, done, source=source, model=model, usage=usage)
+        return usage, finish, chunks
 
     def _degraded(self, turn_id: str, found: KnowledgeResult, writer: DeltaWriter) -> Outcome:
         """No model can answer: the best the knowledge base has, else an apology that offers a human."""
         if found.direct is not None:
             hit = found.direct
             writer.write(hit.text)
-            return self._done(turn_id, "fallback", found, extra={"sources": [{"id": hit.id, "title": hit.title}]})
+            return self._done(turn_id, "fallback", extra={"sources": [{"id": hit.id, "title": hit.title}]})
         if found.confidence == "medium" and found.suggestions:
             suggestions = list(found.suggestions[:3])
             writer.write(self._texts.suggest_intro + "\n".join(f"- {q}" for q in suggestions))
-            return self._done(turn_id, "fallback", found, extra={"suggestions": suggestions})
+            return self._done(turn_id, "fallback", extra={"suggestions": suggestions})
         writer.write(self._texts.apology)
-        return self._done(turn_id, "fallback", found, extra={"handoff_offered": True})
+        return self._done(turn_id, "fallback", extra={"handoff_offered": True})
 
-    def _done(self, turn_id: str, source: str, found: KnowledgeResult, *, extra: dict[str, Any]) -> Outcome:
-        done = ev.done_event(turn_id, finish_reason="stop", source=source, model=None, usage=None, extra=extra)
-        return Outcome("complete", done, source=source)
+    def _done(
+        self,
+        turn_id: str,
+        source: str,
+        *,
+        extra: dict[str, Any] | None,
+        model: str | None = None,
+    ) -> Outcome:
+        done = ev.done_event(turn_id, finish_reason="stop", source=source, model=model, usage=None, extra=extra)
+        return Outcome("complete", done, source=source, model=model)
+
+
+def _refs(refs: tuple[tuple[str, str], ...], cached: bool) -> dict[str, Any] | None:
+    extra: dict[str, Any] = {}
+    if refs:
+        extra["sources"] = [{"id": i, "title": t} for i, t in refs]
+    if cached:
+        extra["cached"] = True
+    return extra or None

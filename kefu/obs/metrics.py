@@ -53,6 +53,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.answer_cache = Counter(
+            "kefu_answer_cache_total",
+            "Shared-answer lookups: hit (replayed from cache), miss, joined (shared an in-flight upstream call).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "kefu_rate_limited_total",
+            "Requests refused by a rate limit, by which limit.",
+            ["scope"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The exposition text for ``/metrics``."""
         return generate_latest(self.registry)
