@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from kefu import __version__
-from kefu.api import chat, completions, demo, health, sessions
+from kefu.api import admin_kb, chat, completions, demo, health, sessions, web
 from kefu.api.errors import install_error_handlers
 from kefu.config import Settings
 from kefu.obs.logging import configure_logging, get_logger
@@ -50,10 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Kefu-User", "X-Kefu-Session"],
             expose_headers=["X-Kefu-Session", "X-Kefu-Turn", "Retry-After"],
         )
-    for router in (chat.router, sessions.router, completions.router, health.router):
+    for router in (chat.router, sessions.router, completions.router, health.router, web.router, admin_kb.router):
         app.include_router(router)
     if settings.demo:
         app.include_router(demo.router)
+        app.include_router(web.demo_router)
     return app
 
 

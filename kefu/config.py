@@ -69,6 +69,44 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_json: bool = False
 
+    # --- resilience (kefu.llm.resilience; see docs/resilience.md) ---
+    # JSON array of further upstreams tried in order: [{"base_url", "api_key", "model", optional "name",
+    # "connect_timeout", "first_token_timeout", "idle_timeout", "max_concurrency"}].
+    llm_fallbacks: str = ""
+    llm_max_retries: int = Field(default=2, ge=0)  # per route, only before the first token
+    llm_turn_deadline: float = Field(default=60.0, gt=0)  # whole start of a turn: all retries and fallbacks
+    llm_retry_backoff_base: float = Field(default=0.5, gt=0)
+    llm_retry_backoff_cap: float = Field(default=8.0, gt=0)
+    llm_retry_after_cap: float = Field(default=5.0, ge=0)  # a longer Retry-After fails over instead of waiting
+    llm_breaker_window: float = Field(default=30.0, gt=0)
+    llm_breaker_min_volume: int = Field(default=20, ge=1)
+    llm_breaker_error_ratio: float = Field(default=0.5, gt=0, le=1)
+    llm_breaker_open_seconds: float = Field(default=10.0, gt=0)
+    llm_breaker_retry_after_cap: float = Field(default=60.0, ge=0)  # longest open period a 429 can ask for
+    llm_breaker_half_open_probes: int = Field(default=2, ge=1)
+    llm_max_concurrency: int = Field(default=256, ge=1)  # per upstream
+    llm_min_concurrency: int = Field(default=4, ge=1)  # floor of the adaptive limit
+    llm_adaptive_concurrency: bool = True
+    llm_queue_timeout: float = Field(default=2.0, ge=0)
+    llm_max_queue: int = Field(default=1000, ge=0)
+    llm_queue_fail_fast: bool = True  # refuse at once when the expected wait exceeds the queue timeout
+    llm_account_alert_interval: float = Field(default=300.0, gt=0)  # 401/402 logged at most this often
+    # --- end resilience ---
+
+    # --- knowledge base (kefu.kb; see docs/kb.md) ---
+    # Confidence bands on the top FAQ score (0-1 term coverage), calibrated on the demo shop's eval set.
+    kb_confidence_high: float = Field(default=0.40, ge=0)
+    kb_confidence_medium: float = Field(default=0.30, ge=0)
+    kb_confidence_margin: float = Field(default=0.03, ge=0)
+    kb_refresh_seconds: float = Field(default=5.0, gt=0)  # how often a replica checks the KB version in SQL
+    kb_chunk_chars: int = Field(default=400, ge=50)
+    kb_chunk_overlap: int = Field(default=80, ge=0)
+    # Dense retrieval (OpenAI-compatible /embeddings) is off unless the base URL and the model are set.
+    embeddings_base_url: str | None = None
+    embeddings_model: str | None = None
+    embeddings_api_key: SecretStr | None = None
+    # --- end knowledge base ---
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

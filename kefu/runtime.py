@@ -12,14 +12,15 @@ from redis.asyncio import Redis
 
 from kefu.config import Settings
 from kefu.engine.answering import Answerer
-from kefu.engine.knowledge import Knowledge, NoKnowledge
+from kefu.engine.knowledge import Knowledge
 from kefu.engine.prompts import load_system_prompt
 from kefu.engine.runner import TurnConfig, TurnRunner
 from kefu.engine.service import ChatService
 from kefu.engine.sharing import SharedAnswers
 from kefu.identity import Authenticator
+from kefu.kb import KnowledgeBase, open_knowledge_base
 from kefu.llm.base import ChatModel
-from kefu.llm.openai_compat import OpenAICompatModel
+from kefu.llm.factory import build_chat_model
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
 from kefu.ratelimit import RateLimiter
@@ -54,6 +55,8 @@ class Runtime:
             await self.model.aclose()
         await self.hot.aclose()
         await self.store.aclose()
+        if isinstance(self.knowledge, KnowledgeBase):
+            await self.knowledge.aclose()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -64,14 +67,14 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         await upgrade_database(settings.database_url)
     store = build_transcript_store(settings)
     hot = build_hot_state(settings)
-    model: ChatModel | None = OpenAICompatModel.from_settings(settings) if settings.llm_configured else None
+    metrics = Metrics()
+    model: ChatModel | None = build_chat_model(settings, metrics)
     if model is None:
         log.warning(
             "llm_not_configured",
             hint="set KEFU_LLM_API_KEY (and KEFU_LLM_BASE_URL / KEFU_LLM_MODEL); turns answer with an error until then",
         )
-    metrics = Metrics()
-    knowledge: Knowledge = NoKnowledge()
+    knowledge: Knowledge = await open_knowledge_base(settings)  # bot files synced, index built off the loop
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     system_prompt = load_system_prompt(settings.bot_dir)

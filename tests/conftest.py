@@ -13,6 +13,9 @@ from tests.support import JWT_SECRET, KefuServer, MockLLM, service_unavailable, 
 
 REDIS_URL = os.environ.get("KEFU_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("KEFU_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+# The demo shop's system prompt without its knowledge base: these tests exercise the model path, and an FAQ
+# hit would answer without asking the model (tests/kb runs the demo shop with its knowledge base).
+MODEL_ONLY_BOT = Path(__file__).parent / "bots" / "model-only"
 
 
 @pytest.fixture(scope="session")
@@ -39,10 +42,13 @@ def server_env(mock: MockLLM | None, **extra: str) -> dict[str, str]:
         "KEFU_LLM_IDLE_TIMEOUT": "5",
         "KEFU_LOG_LEVEL": "info",
         "KEFU_DEMO": "0",
+        "KEFU_BOT_DIR": str(MODEL_ONLY_BOT),
         # Every test request comes from 127.0.0.1 and a few user ids: rate-limit tests set their own limits.
         "KEFU_RATE_LIMIT_IP": "off",
         "KEFU_RATE_LIMIT_USER": "off",
         "KEFU_RATE_LIMIT_API_KEY": "off",
+        # A test that exhausts the model's retries opens its breaker; the next test must not inherit that.
+        "KEFU_LLM_BREAKER_OPEN_SECONDS": "0.05",
         # Shared answers would replay one scripted answer to later tests asking the same question.
         "KEFU_ANSWER_CACHE_TTL": "0",
     }

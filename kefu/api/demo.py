@@ -1,18 +1,15 @@
-"""Demo mode: the demo page and anonymous visitor tokens. Mounted only when ``KEFU_DEMO=1``."""
+"""Demo mode: anonymous visitor tokens. Mounted only when ``KEFU_DEMO=1`` (the demo page is in ``web.py``)."""
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
 
 from kefu.api.deps import RuntimeDep
 from kefu.errors import ConfigError
 from kefu.identity import mint_token
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 VISITOR_TOKEN_TTL = 7 * 24 * 3600
 
 router = APIRouter(tags=["demo"])
@@ -30,9 +27,3 @@ async def demo_token(runtime: RuntimeDep) -> dict[str, object]:
         "user_id": user_id,
         "expires_in": VISITOR_TOKEN_TTL,
     }
-
-
-@router.get("/", include_in_schema=False)
-async def demo_page() -> FileResponse:
-    """The demo shop page with the chat widget."""
-    return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8")

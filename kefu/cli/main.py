@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kefu.cli import chat, db, mock, serve, token
+from kefu.cli import chat, db, kb, mock, serve, token
 
 app = typer.Typer(
     name="kefu",
@@ -18,6 +18,7 @@ app.command("chat")(chat.chat)
 app.command("token")(token.token)
 app.command("mock-llm")(mock.mock_llm)
 app.add_typer(db.app, name="db")
+app.add_typer(kb.app, name="kb")
 
 
 def main() -> None:

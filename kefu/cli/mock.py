@@ -32,6 +32,13 @@ def mock_llm(
         str | None, typer.Option(help="Require this bearer key (tokens from /oauth/token are accepted too).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed for --fail-rate.")] = None,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Answer 429 to requests arriving while this many answers are in flight."),
+    ] = None,
+    max_concurrency_retry_after: Annotated[
+        float | None, typer.Option(min=0, help="Retry-After seconds sent with --max-concurrency 429s.")
+    ] = None,
 ) -> None:
     """Serve a fake chat-completions upstream with configurable latency, pacing and failures.
 
@@ -40,6 +47,9 @@ def mock_llm(
     these defaults. GET /_mock/stats shows what was received; DELETE /_mock/script clears the script.
 
     Example: kefu mock-llm --port 9999 --ttft 0.5 --tps 50 --keepalive 0.2 --fail 503 --fail-rate 0.1
+
+    Example (a provider capped at 10 concurrent answers): kefu mock-llm --max-concurrency 10
+    --max-concurrency-retry-after 1
     """
     from kefu.llm.mock import MockConfig, run_mock
     from kefu.llm.mock.config import KINDS
@@ -57,6 +67,8 @@ def mock_llm(
         model=model,
         seed=seed,
         api_key=api_key,
+        max_concurrency=max_concurrency,
+        max_concurrency_retry_after=max_concurrency_retry_after,
     )
     typer.echo(f"mock LLM listening on http://{host}:{port} (POST /v1/chat/completions)", err=True)
     run_mock(config, host, port)

@@ -66,6 +66,64 @@ class Metrics:
             registry=self.registry,
         )
 
+        # --- resilience (kefu.llm.resilience) ---
+        self.upstream_breaker_state = Gauge(
+            "kefu_upstream_breaker_state",
+            "Circuit breaker state per upstream as this process last saw it: 0 closed, 1 half-open, 2 open.",
+            ["upstream"],
+            registry=self.registry,
+        )
+        self.upstream_retries = Counter(
+            "kefu_upstream_retries_total",
+            "Retries on the same upstream before the first token, by the error that caused them.",
+            ["upstream", "code"],
+            registry=self.registry,
+        )
+        self.upstream_failovers = Counter(
+            "kefu_upstream_failovers_total",
+            "Turns that gave up on an upstream before the first token (moving to the next route), by error code.",
+            ["upstream", "code"],
+            registry=self.registry,
+        )
+        self.upstream_short_circuits = Counter(
+            "kefu_upstream_short_circuits_total",
+            "Attempts skipped because the upstream's circuit breaker was open.",
+            ["upstream"],
+            registry=self.registry,
+        )
+        self.upstream_insufficient_balance = Counter(
+            "kefu_upstream_insufficient_balance_total",
+            "HTTP 402 answers (provider balance exhausted) per upstream.",
+            ["upstream"],
+            registry=self.registry,
+        )
+        self.upstream_queue_length = Gauge(
+            "kefu_upstream_queue_length",
+            "Requests waiting for an upstream concurrency slot (an autoscaling signal).",
+            ["upstream"],
+            registry=self.registry,
+        )
+        self.upstream_in_flight = Gauge(
+            "kefu_upstream_in_flight",
+            "Requests holding an upstream concurrency slot (open upstream streams).",
+            ["upstream"],
+            registry=self.registry,
+        )
+        self.upstream_concurrency_limit = Gauge(
+            "kefu_upstream_concurrency_limit",
+            "Current adaptive concurrency limit per upstream.",
+            ["upstream"],
+            registry=self.registry,
+        )
+        self.upstream_queue_wait = Histogram(
+            "kefu_upstream_queue_wait_seconds",
+            "Time spent waiting for an upstream concurrency slot.",
+            ["upstream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # --- end resilience ---
+
     def render(self) -> bytes:
         """The exposition text for ``/metrics``."""
         return generate_latest(self.registry)

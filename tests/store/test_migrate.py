@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 import kefu
+from kefu.kb import models as kb_models  # noqa: F401  (registers the knowledge-base tables on Base)
 from kefu.store.migrate import alembic_config, upgrade_database, upgrade_database_sync
 from kefu.store.models import Base
 from kefu.store.sql import create_engine_for
@@ -48,7 +49,7 @@ async def test_upgrade_creates_the_schema_and_is_idempotent(database_url: str) -
     await upgrade_database(database_url)
     await upgrade_database(database_url)
     tables, versions, diff = await schema_state(database_url)
-    assert tables == {"sessions", "messages", "alembic_version"}
+    assert tables == {"sessions", "messages", "kb_entries", "kb_meta", "alembic_version"}
     assert versions == [head(database_url)]
     assert diff == []
 

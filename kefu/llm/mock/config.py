@@ -32,7 +32,9 @@ class MockConfig:
 
     A *token* of the mock is one character of the answer: ``tokens`` characters are sent ``chunk_chars`` at a
     time at ``tps`` characters per second (``tps`` 0 = no pacing) after ``ttft`` seconds, with a
-    ``: keep-alive`` comment every ``keepalive`` seconds while waiting (0 = none).
+    ``: keep-alive`` comment every ``keepalive`` seconds while waiting (0 = none). With ``max_concurrency`` set,
+    a request arriving while that many answers are in flight gets a 429 (with ``Retry-After:
+    max_concurrency_retry_after`` when set), like a provider's per-account concurrency cap.
     """
 
     ttft: float = 0.2
@@ -48,6 +50,8 @@ class MockConfig:
     oauth_client_id: str = "kefu-mock"
     oauth_client_secret: str = "kefu-mock-secret"
     oauth_expires_in: int = 3600
+    max_concurrency: int | None = None
+    max_concurrency_retry_after: float | None = None
 
 
 @dataclass(slots=True)

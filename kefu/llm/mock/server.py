@@ -50,6 +50,8 @@ class MockState:
         self.outcomes: Counter[str] = Counter()
         self.disconnects = 0
         self.active = 0
+        self.max_active = 0
+        self.over_capacity = 0
         self.seq = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=50)
 
@@ -72,6 +74,8 @@ class MockState:
             "outcomes": dict(self.outcomes),
             "disconnects": self.disconnects,
             "active": self.active,
+            "max_active": self.max_active,
+            "over_capacity": self.over_capacity,
             "script_remaining": len(self.script),
             "last_request": self.recent[-1] if self.recent else None,
             "recent_requests": list(self.recent),
@@ -123,6 +127,15 @@ def build_mock_app(config: MockConfig) -> Starlette:
         if config.api_key is not None and not state.oauth.authorized(request.headers.get("authorization")):
             state.outcomes["401"] += 1
             return error_response(401)
+        if config.max_concurrency is not None and state.active >= config.max_concurrency:
+            # Checked before the script so a scripted step is not used up by a request the cap turned away.
+            state.over_capacity += 1
+            state.outcomes["429"] += 1
+            return error_response(
+                429,
+                Step(retry_after=config.max_concurrency_retry_after),
+                message="Too many concurrent requests for this account",
+            )
         users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
         question = _text_of(users[-1].get("content")) if users else ""
         try:

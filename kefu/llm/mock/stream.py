@@ -55,6 +55,8 @@ class StreamResponse(Response):
         self.send_fn = send
         watcher = asyncio.get_running_loop().create_task(self._watch(receive))
         self.mock.active += 1
+        if self.mock.active > self.mock.max_active:
+            self.mock.max_active = self.mock.active
         try:
             if self.plan.as_json:
                 await self._json()

@@ -1,0 +1,175 @@
+"""``/v1/admin/kb``: manage knowledge-base entries over HTTP (server API keys only).
+
+Every change bumps the knowledge-base version and rebuilds this process's index before answering, so the
+change is searchable here at once and on other replicas within ``KEFU_KB_REFRESH_SECONDS``; no restart.
+End-user tokens get 403. Entries edited here take ``origin: "admin"``; an entry that came from the bot's
+files is overwritten again when those files change.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from kefu.api.deps import RuntimeDep
+from kefu.errors import AuthError, Conflict, InvalidInput, KefuError, NotFound
+from kefu.kb.entries import Entry, EntryError, make_entry
+from kefu.kb.service import KnowledgeBase
+from kefu.runtime import Runtime
+
+
+class Forbidden(KefuError):
+    """Valid credentials that may not do this."""
+
+    code = "forbidden"
+    status = 403
+
+
+async def require_api_key(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Let server API keys through; 403 for a valid end-user token, 401 for anything else."""
+    if not authorization:
+        raise AuthError("missing Authorization header (expected 'Bearer <API key>')")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("Authorization header must be 'Bearer <API key>'")
+    found = False
+    for key in runtime.settings.api_key_set:
+        found |= hmac.compare_digest(key.encode(), token.encode())
+    if found:
+        return
+    runtime.auth.authenticate(authorization)  # raises AuthError unless it is a valid end-user token
+    raise Forbidden("knowledge-base admin needs a server API key (KEFU_API_KEYS), not an end-user token")
+
+
+router = APIRouter(prefix="/v1/admin/kb", tags=["admin"], dependencies=[Depends(require_api_key)])
+
+
+class EntryIn(BaseModel):
+    """An FAQ entry (or, with ``kind: "doc"``, a passage) as sent by an admin."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str
+    answer: str
+    similar_questions: list[str] = Field(default_factory=list)
+    category: str | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    kind: Literal["faq", "doc"] = "faq"
+
+
+class NewEntryIn(EntryIn):
+    """A new entry; ``id`` is derived from the question when left out."""
+
+    id: str | None = None
+
+
+def _kb(runtime: Runtime) -> KnowledgeBase:
+    if not isinstance(runtime.knowledge, KnowledgeBase):
+        raise NotFound("this bot has no knowledge base")
+    return runtime.knowledge
+
+
+def _entry(body: EntryIn, entry_id: str | None) -> Entry:
+    data: dict[str, Any] = body.model_dump(exclude={"kind"})
+    data["id"] = entry_id
+    try:
+        return make_entry(data, kind=body.kind, origin="admin", source="admin")
+    except EntryError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def entry_json(entry: Entry) -> dict[str, Any]:
+    """The JSON form of an entry."""
+    return {
+        "id": entry.id,
+        "kind": entry.kind,
+        "question": entry.question,
+        "answer": entry.answer,
+        "similar_questions": list(entry.similar),
+        "category": entry.category,
+        "valid_from": entry.valid_from.isoformat() if entry.valid_from else None,
+        "valid_to": entry.valid_to.isoformat() if entry.valid_to else None,
+        "origin": entry.origin,
+    }
+
+
+@router.get("/entries", summary="List knowledge-base entries")
+async def list_entries(
+    runtime: RuntimeDep,
+    kind: Literal["faq", "doc"] | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """A page of entries ordered by id, the total, and the knowledge-base version."""
+    kb = _kb(runtime)
+    entries, total = await kb.store.list(kind=kind, offset=offset, limit=limit)
+    return {"version": kb.version, "total": total, "entries": [entry_json(e) for e in entries]}
+
+
+@router.get("/entries/{entry_id}", summary="One knowledge-base entry")
+async def get_entry(entry_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """The entry, or 404."""
+    entry = await _kb(runtime).store.get(entry_id)
+    if entry is None:
+        raise NotFound(f"no knowledge-base entry {entry_id!r}")
+    return entry_json(entry)
+
+
+@router.post("/entries", status_code=201, summary="Add an entry")
+async def create_entry(body: NewEntryIn, runtime: RuntimeDep) -> dict[str, Any]:
+    """Add an entry (409 if the id exists); searchable when this returns."""
+    kb = _kb(runtime)
+    entry = await kb.put(_entry(body, body.id), create=True)
+    if entry is None:
+        raise Conflict("an entry with this id (or question) already exists; PUT to change it", code="entry_exists")
+    return {"entry": entry_json(entry), "version": kb.version}
+
+
+@router.put("/entries/{entry_id}", summary="Replace an entry")
+async def update_entry(entry_id: str, body: EntryIn, runtime: RuntimeDep) -> dict[str, Any]:
+    """Replace the entry (404 if missing); searchable when this returns."""
+    kb = _kb(runtime)
+    entry = await kb.put(_entry(body, entry_id), create=False)
+    if entry is None:
+        raise NotFound(f"no knowledge-base entry {entry_id!r}")
+    return {"entry": entry_json(entry), "version": kb.version}
+
+
+@router.delete("/entries/{entry_id}", status_code=204, summary="Delete an entry")
+async def delete_entry(entry_id: str, runtime: RuntimeDep) -> Response:
+    """Delete the entry (404 if missing)."""
+    if not await _kb(runtime).delete(entry_id):
+        raise NotFound(f"no knowledge-base entry {entry_id!r}")
+    return Response(status_code=204)
+
+
+@router.get("/search", summary="Test retrieval (the same code path as chat)")
+async def search(
+    runtime: RuntimeDep, q: Annotated[str, Query(min_length=1)], limit: Annotated[int, Query(ge=1, le=50)] = 10
+) -> dict[str, Any]:
+    """Ranked entries with scores, the matched field, the confidence band and the suggestions."""
+    kb = _kb(runtime)
+    found = await kb.explain(q, limit=limit)
+    return {
+        "version": kb.version,
+        "confidence": found.confidence,
+        "suggestions": [m.entry.question for m in found.suggestions],
+        "hits": [
+            {"id": m.entry.id, "question": m.entry.question, "score": m.score, "field": m.field, "kind": m.entry.kind}
+            for m in found.matches
+        ],
+    }
+
+
+@router.post("/reload", summary="Rebuild the index from the database now")
+async def reload(runtime: RuntimeDep) -> dict[str, Any]:
+    """Check the version in the database and rebuild if it changed (replicas also do this on their own)."""
+    kb = _kb(runtime)
+    rebuilt = await kb.refresh()
+    return {"version": kb.version, "rebuilt": rebuilt}

@@ -1,0 +1,154 @@
+"""A knowledge-base entry (an FAQ pair or a document passage) and the rules every entry must follow.
+
+The same validation runs for CSV, JSONL and Markdown files, documents and the admin API, so an entry that
+loads from a file is also one the API accepts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal, TypeAlias
+
+from kefu.kb.normalize import normalize
+
+Kind: TypeAlias = Literal["faq", "doc"]
+
+MAX_QUESTION = 500
+MAX_ANSWER = 20_000
+MAX_SIMILAR = 200
+MAX_CATEGORY = 64
+_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+
+class EntryError(ValueError):
+    """An entry that breaks a rule; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One FAQ entry (question, answer, similar questions) or document passage (title, text)."""
+
+    id: str
+    question: str
+    answer: str
+    similar: tuple[str, ...] = ()
+    kind: Kind = "faq"
+    category: str | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    # Where it came from: "bot" (the bot directory), "import:<path>" or "admin".
+    origin: str = "admin"
+    source: str | None = field(default=None, compare=False)
+
+    def valid_at(self, when: datetime) -> bool:
+        """True when the entry may be used at ``when``."""
+        if self.valid_from is not None and when < self.valid_from:
+            return False
+        return not (self.valid_to is not None and when >= self.valid_to)
+
+    def content_key(self) -> str:
+        """A digest of everything that changes what the entry says (embeddings are keyed on it)."""
+        return hashlib.sha256("\x1f".join((self.kind, self.question, self.answer, *self.similar)).encode()).hexdigest()[
+            :16
+        ]
+
+    def with_origin(self, origin: str) -> Entry:
+        """A copy with another origin."""
+        return replace(self, origin=origin)
+
+
+def default_id(kind: Kind, *parts: str) -> str:
+    """A stable id derived from what identifies the entry (the question for an FAQ)."""
+    digest = hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:12]
+    return f"{kind}-{digest}"
+
+
+def parse_when(value: Any, *, end: bool) -> datetime | None:
+    """An ISO date or datetime; naive values are UTC; a date-only ``end`` includes that whole day."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time(), tzinfo=UTC) + (timedelta(days=1) if end else timedelta())
+    else:
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                parsed = datetime.combine(day, time(), tzinfo=UTC) + (timedelta(days=1) if end else timedelta())
+            else:
+                parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise EntryError(f"not an ISO date or datetime: {text!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _text(value: Any, name: str, limit: int, *, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise EntryError(f"{name} must be text, got {type(value).__name__}")
+    text = value.strip()
+    if required and not text:
+        raise EntryError(f"{name} is empty")
+    if len(text) > limit:
+        raise EntryError(f"{name} is longer than {limit} characters ({len(text)})")
+    return text
+
+
+def _similar(value: Any, question: str) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        value = value.split("|")
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise EntryError("similar_questions must be a list of texts (CSV: separated by '|')")
+    seen = {normalize(question)}
+    out = []
+    for item in value:
+        text = _text(item, "a similar question", MAX_QUESTION, required=False)
+        key = normalize(text)
+        if text and key not in seen:
+            seen.add(key)
+            out.append(text)
+    if len(out) > MAX_SIMILAR:
+        raise EntryError(f"more than {MAX_SIMILAR} similar questions")
+    return tuple(out)
+
+
+def make_entry(data: dict[str, Any], *, kind: Kind = "faq", origin: str = "admin", source: str | None = None) -> Entry:
+    """Validate a row (``question``, ``answer``, ``similar_questions``, ``category``, ``valid_from``,
+    ``valid_to``, optional ``id``) into an :class:`Entry`; raise :class:`EntryError` otherwise."""
+    question = _text(data.get("question"), "question", MAX_QUESTION, required=True)
+    answer = _text(data.get("answer"), "answer", MAX_ANSWER, required=True)
+    similar = _similar(data.get("similar_questions"), question)
+    category = _text(data.get("category"), "category", MAX_CATEGORY, required=False) or None
+    valid_from = parse_when(data.get("valid_from"), end=False)
+    valid_to = parse_when(data.get("valid_to"), end=True)
+    if valid_from is not None and valid_to is not None and valid_to <= valid_from:
+        raise EntryError("valid_to must be after valid_from")
+    raw_id = data.get("id")
+    if raw_id is None or str(raw_id).strip() == "":
+        entry_id = default_id(kind, normalize(question))
+    else:
+        entry_id = str(raw_id).strip()
+        if not _ID.match(entry_id):
+            raise EntryError("id must be 1-64 characters of letters, digits and _.:-")
+    return Entry(
+        id=entry_id,
+        question=question,
+        answer=answer,
+        similar=similar,
+        kind=kind,
+        category=category,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        origin=origin,
+        source=source,
+    )
