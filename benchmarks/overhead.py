@@ -25,6 +25,7 @@ import httpx
 from tests.support import KefuServer, auth, free_port, start_mock
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+MODEL_ONLY_BOT = Path(__file__).resolve().parent.parent / "tests" / "bots" / "model-only"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -123,6 +124,11 @@ async def main_async(args: argparse.Namespace) -> None:
         "KEFU_LLM_MODEL": "mock-chat",
         "KEFU_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'kefu.db'}",
         "KEFU_LOG_LEVEL": "warning",
+        # Measure the model path of a full turn: no FAQ short-circuit, no shared answers, no rate limits.
+        "KEFU_BOT_DIR": str(MODEL_ONLY_BOT),
+        "KEFU_ANSWER_CACHE_TTL": "0",
+        "KEFU_RATE_LIMIT_USER": "off",
+        "KEFU_RATE_LIMIT_IP": "off",
     }
     if args.redis:
         env["KEFU_REDIS_URL"] = args.redis

@@ -9,7 +9,6 @@ files is overwritten again when those files change.
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kefu.api.deps import RuntimeDep
 from kefu.errors import AuthError, Conflict, InvalidInput, KefuError, NotFound
-from kefu.kb.entries import Entry, EntryError, make_entry
+from kefu.kb.entries import Entry, EntryError, entry_json, make_entry
 from kefu.kb.service import KnowledgeBase
 from kefu.runtime import Runtime
 
@@ -58,8 +57,9 @@ class EntryIn(BaseModel):
     answer: str
     similar_questions: list[str] = Field(default_factory=list)
     category: str | None = None
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
+    # ISO date or datetime, parsed like the files: UTC unless offset, a date-only valid_to includes the day.
+    valid_from: str | None = None
+    valid_to: str | None = None
     kind: Literal["faq", "doc"] = "faq"
 
 
@@ -82,21 +82,6 @@ def _entry(body: EntryIn, entry_id: str | None) -> Entry:
         return make_entry(data, kind=body.kind, origin="admin", source="admin")
     except EntryError as exc:
         raise InvalidInput(str(exc)) from exc
-
-
-def entry_json(entry: Entry) -> dict[str, Any]:
-    """The JSON form of an entry."""
-    return {
-        "id": entry.id,
-        "kind": entry.kind,
-        "question": entry.question,
-        "answer": entry.answer,
-        "similar_questions": list(entry.similar),
-        "category": entry.category,
-        "valid_from": entry.valid_from.isoformat() if entry.valid_from else None,
-        "valid_to": entry.valid_to.isoformat() if entry.valid_to else None,
-        "origin": entry.origin,
-    }
 
 
 @router.get("/entries", summary="List knowledge-base entries")

@@ -20,7 +20,7 @@ from rich.table import Table
 from kefu.config import Settings
 from kefu.kb import evaluate
 from kefu.kb.botdir import expand, load_file
-from kefu.kb.entries import Entry
+from kefu.kb.entries import Entry, entry_json
 from kefu.kb.factory import open_knowledge_base
 from kefu.kb.loaders import dedupe
 from kefu.kb.report import LoadReport
@@ -155,8 +155,6 @@ def list_(
 
     entries, total = _with_kb(settings, work)
     if as_json:
-        from kefu.api.admin_kb import entry_json
-
         typer.echo(json.dumps([entry_json(e) for e in entries], ensure_ascii=False))
         return
     table = Table("id", "kind", "category", "question", "similar", "origin")

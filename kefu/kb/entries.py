@@ -152,3 +152,18 @@ def make_entry(data: dict[str, Any], *, kind: Kind = "faq", origin: str = "admin
         origin=origin,
         source=source,
     )
+
+
+def entry_json(entry: Entry) -> dict[str, Any]:
+    """The JSON form of an entry (admin API, ``kefu kb list --json``)."""
+    return {
+        "id": entry.id,
+        "kind": entry.kind,
+        "question": entry.question,
+        "answer": entry.answer,
+        "similar_questions": list(entry.similar),
+        "category": entry.category,
+        "valid_from": entry.valid_from.isoformat() if entry.valid_from else None,
+        "valid_to": entry.valid_to.isoformat() if entry.valid_to else None,
+        "origin": entry.origin,
+    }

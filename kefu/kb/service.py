@@ -10,12 +10,12 @@ run in a worker thread against an immutable index, so neither jieba nor numpy ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,7 @@ from kefu.kb.embeddings import Embedder, EmbeddingError, from_bytes
 from kefu.kb.entries import Entry
 from kefu.kb.index import Index, Match, Weights
 from kefu.kb.lexicon import Lexicon
+from kefu.kb.report import LoadReport
 from kefu.kb.store import Changes, KbStore, Snapshot
 from kefu.obs.logging import get_logger
 
@@ -73,7 +74,7 @@ class KnowledgeBase:
         self.config = config
         self.embedder = embedder
         self.lexicon = Lexicon.build()
-        self.load_report: Any = None
+        self.load_report: LoadReport | None = None  # what the last start-up skipped in the bot files
         self._analyzer: Analyzer | None = None
         self._built: _Built | None = None
         self._rebuild_lock = asyncio.Lock()
@@ -154,8 +155,10 @@ class KnowledgeBase:
 
     async def aclose(self) -> None:
         """Stop background work and close the database pool and the embeddings client."""
-        if self._refresh is not None:
-            self._refresh.cancel()
+        if self._refresh is not None and not self._refresh.done():
+            # Let a running version check finish: cancelling it mid-query would leave its connection to a closed loop.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._refresh, timeout=5)
         if self.embedder is not None:
             await self.embedder.aclose()
         await self.store.aclose()

@@ -93,6 +93,15 @@ def test_admin_kb_changes_are_searchable_without_restart(client: httpx.Client) -
     assert chat(client, "shopper-5", "可以带宠物去门店吗")[-1].data["source"] == "fallback"
 
 
+def test_admin_kb_validity_dates_read_like_the_files(client: httpx.Client) -> None:
+    body = {"question": "去年双十一的活动？", "answer": "已结束。", "valid_to": "2020-11-11"}
+    created = client.post("/v1/admin/kb/entries", json=body, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    assert created.json()["entry"]["valid_to"] == "2020-11-12T00:00:00+00:00"  # the whole last day counts
+    hits = client.get("/v1/admin/kb/search", params={"q": "去年双十一的活动"}, headers=ADMIN).json()["hits"]
+    assert all(h["id"] != created.json()["entry"]["id"] for h in hits)  # expired: never found
+
+
 def test_admin_kb_rejects_invalid_entries(client: httpx.Client) -> None:
     blank = client.post("/v1/admin/kb/entries", json={"question": " ", "answer": "x"}, headers=ADMIN)
     assert blank.status_code == 422 and "question is empty" in blank.json()["error"]["message"]

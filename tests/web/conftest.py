@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DATABASE_URL, server_env
+from tests.conftest import DATABASE_URL, MODEL_ONLY_BOT, server_env
 from tests.support import JWT_SECRET, KefuServer, MockLLM, free_port, service_unavailable
 from tests.web.stubs import StubServer, start_host_site, start_shop_model
 
@@ -134,14 +134,9 @@ class WebStack:
 
 
 @pytest.fixture(scope="session")
-def model_only_bot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo shop's system prompt without its FAQ and knowledge base, so every question reaches the model.
-
-    The widget tests script the model (slow answers, cuts); an FAQ hit would answer without asking it.
-    """
-    bot = tmp_path_factory.mktemp("bot")
-    shutil.copy(REPO / "kefu" / "demo" / "system_prompt.md", bot / "system_prompt.md")
-    return bot
+def model_only_bot() -> Path:
+    """The shared bot without a knowledge base, so every question reaches the (scripted) model."""
+    return MODEL_ONLY_BOT
 
 
 @pytest.fixture(scope="session")

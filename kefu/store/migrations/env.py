@@ -13,6 +13,7 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection, text
 
+import kefu.kb.models  # noqa: F401  (registers the knowledge-base tables on Base.metadata)
 from kefu.store.models import Base
 
 # Any constant works; it only has to be the same for every kefu process migrating one database.
