@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kefu.config import Settings
 from kefu.llm.auth import StaticKey
 from kefu.llm.base import ChatModel
@@ -46,16 +48,8 @@ def build_chat_model(settings: Settings, metrics: Metrics) -> ChatModel | None:
             max_tokens=settings.llm_max_tokens,
             temperature=settings.llm_temperature,
         )
-        own_limit = None
-        if spec.max_concurrency is not None:
-            own_limit = LimiterConfig(
-                max_concurrency=spec.max_concurrency,
-                min_concurrency=limits.min_concurrency,
-                adaptive=limits.adaptive,
-                queue_timeout=limits.queue_timeout,
-                max_queue=limits.max_queue,
-                fail_fast=limits.fail_fast,
-            )
+        # A fallback may cap its own concurrency; everything else follows the shared limiter settings.
+        own_limit = None if spec.max_concurrency is None else replace(limits, max_concurrency=spec.max_concurrency)
         routes.append(Route(model, key=f"{spec.base_url.rstrip('/')}|{spec.model}", label=spec.name, limits=own_limit))
     if not routes:
         return None
