@@ -72,7 +72,7 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     if model is None:
         log.warning(
             "llm_not_configured",
-            hint="set KEFU_LLM_API_KEY (and KEFU_LLM_BASE_URL / KEFU_LLM_MODEL); turns answer with an error until then",
+            hint="set KEFU_LLM_API_KEY (and KEFU_LLM_BASE_URL / KEFU_LLM_MODEL); until then only the KB answers",
         )
     knowledge: Knowledge = await open_knowledge_base(settings)  # bot files synced, index built off the loop
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

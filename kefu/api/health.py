@@ -32,7 +32,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     else:
         checks["llm"] = {
             "ok": False,
-            "detail": "no model configured: set KEFU_LLM_API_KEY (turns answer with error llm_not_configured)",
+            "detail": "no model configured: set KEFU_LLM_API_KEY (until then only the knowledge base answers)",
             "base_url": settings.llm_base_url,
         }
     fatal = not (checks["database"]["ok"] and checks["hot_state"]["ok"])

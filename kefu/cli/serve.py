@@ -36,7 +36,8 @@ def serve(
         )
     if not settings.llm_configured:
         typer.echo(
-            "note: no model configured (KEFU_LLM_API_KEY unset): turns answer with error 'llm_not_configured'.",
+            "note: no model configured (KEFU_LLM_API_KEY unset): only the knowledge base answers "
+            "(a bot without one answers with error 'llm_not_configured').",
             err=True,
         )
     # Migrate once here so workers do not race each other at start-up.
