@@ -1,0 +1,1 @@
+"""The bot directory: everything a team versions about its bot (prompts, texts, FAQ, flows, tools)."""
