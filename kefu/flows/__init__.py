@@ -1,0 +1,1 @@
+"""Multi-step tasks (flows): slots, steps, repair, routing."""
