@@ -3,9 +3,16 @@
 Starts ``kefu mock-llm`` (fixed TTFT and tokens/s) and ``kefu serve`` as separate processes, then runs the same
 streaming load straight to the mock and through kefu's ``/v1/chat`` (full turn: session, transcript writes,
 turn log, SSE), in interleaved rounds so machine noise hits both alike. Reports added time to first token and
-total time (p50/p95/p99) per concurrency level, and CPU seconds used by each process.
+total time (p50/p95/p99) per concurrency level, and CPU seconds used by each process (from /proc, so other
+load on the machine does not inflate them).
 
     .venv/bin/python -m benchmarks.overhead --concurrency 1 10 100 --rounds 3
+
+``--baseline DIR`` also starts a second ``kefu serve`` that imports kefu from ``DIR`` (e.g. an older tree made
+with ``git archive <rev> | tar -x -C DIR``) and interleaves it round by round, for a before/after table from one
+run; ``--tree DIR`` imports the kefu under test (the "after") from a tree the same way. ``--profile FILE``
+samples that server with py-spy (in the dev extra) during the whole run and writes collapsed stacks to
+``FILE``, then prints the most expensive functions.
 """
 
 from __future__ import annotations
@@ -13,11 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -78,31 +88,89 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run_level(concurrency: int, rounds: int, mock_url: str, kefu_url: str, pids: dict[str, int]) -> None:
+@dataclass
+class Target:
+    """One ``kefu serve`` under test."""
+
+    label: str
+    url: str
+    pid: int
+    samples: list[Sample] = field(default_factory=list)
+    cpu: float = 0.0
+    mock_cpu: float = 0.0
+
+
+async def run_level(concurrency: int, rounds: int, mock_url: str, mock_pid: int, targets: list[Target]) -> None:
     users = [auth(f"bench-{i}") for i in range(concurrency)]
     limits = httpx.Limits(max_connections=concurrency + 10, max_keepalive_connections=concurrency + 10)
     direct: list[Sample] = []
-    through: list[Sample] = []
-    cpu: dict[str, float] = dict.fromkeys(pids, 0.0)
+    for target in targets:
+        target.samples, target.cpu, target.mock_cpu = [], 0.0, 0.0
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         for _ in range(rounds):
             direct += await asyncio.gather(*(direct_stream(client, mock_url) for _ in range(concurrency)))
-            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            through += await asyncio.gather(*(kefu_stream(client, kefu_url, users[i]) for i in range(concurrency)))
-            for name, pid in pids.items():
-                cpu[name] += cpu_seconds(pid) - before[name]
-    upstream_chunks = sum(s.chunks for s in direct) / len(direct) * len(through)
-    added_ttft = [t.ttft - statistics.median(d.ttft for d in direct) for t in through]
-    added_total = [t.total - statistics.median(d.total for d in direct) for t in through]
-    print(
-        f"| {concurrency} | {len(through)} | "
-        f"{statistics.median(d.ttft for d in direct) * 1000:.1f} | "
-        f"{pct(added_ttft, 0.5) * 1000:.1f} / {pct(added_ttft, 0.95) * 1000:.1f} / "
-        f"{pct(added_ttft, 0.99) * 1000:.1f} | "
-        f"{pct(added_total, 0.5) * 1000:.1f} / {pct(added_total, 0.99) * 1000:.1f} | "
-        f"{statistics.mean(s.chunks for s in through):.0f} | "
-        f"{cpu['kefu'] / upstream_chunks * 1000:.3f} | {cpu['mock'] / upstream_chunks * 1000:.3f} |"
+            for target in targets:
+                before, mock_before = cpu_seconds(target.pid), cpu_seconds(mock_pid)
+                target.samples += await asyncio.gather(
+                    *(kefu_stream(client, target.url, users[i]) for i in range(concurrency))
+                )
+                target.cpu += cpu_seconds(target.pid) - before
+                target.mock_cpu += cpu_seconds(mock_pid) - mock_before
+    direct_ttft = statistics.median(d.ttft for d in direct)
+    direct_total = statistics.median(d.total for d in direct)
+    for target in targets:
+        through = target.samples
+        upstream_chunks = sum(s.chunks for s in direct) / len(direct) * len(through)
+        added_ttft = [t.ttft - direct_ttft for t in through]
+        added_total = [t.total - direct_total for t in through]
+        label = f"{target.label} | " if len(targets) > 1 else ""
+        print(
+            f"| {label}{concurrency} | {len(through)} | "
+            f"{direct_ttft * 1000:.1f} | "
+            f"{pct(added_ttft, 0.5) * 1000:.1f} / {pct(added_ttft, 0.95) * 1000:.1f} / "
+            f"{pct(added_ttft, 0.99) * 1000:.1f} | "
+            f"{pct(added_total, 0.5) * 1000:.1f} / {pct(added_total, 0.99) * 1000:.1f} | "
+            f"{statistics.mean(s.chunks for s in through):.0f} | "
+            f"{target.cpu / upstream_chunks * 1000:.3f} | {target.mock_cpu / upstream_chunks * 1000:.3f} |",
+            flush=True,
+        )
+
+
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` into collapsed stacks at ``out`` until terminated."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--rate", "500", "--gil", "--format", "raw", "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+
+
+def summarise_profile(path: Path, top: int = 25) -> None:
+    """Print the functions with the most samples on the stack (inclusive) and at its top (self), skipping idle."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        frames = stack.split(";")
+        leaf = frames[-1]
+        if "select (selectors.py" in leaf or "poll (" in leaf:
+            continue  # the loop waiting for I/O
+        count = int(count_text)
+        total += count
+        own[leaf] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    print(f"\nprofile: {total} busy samples; top self / inclusive (share of busy samples)")
+    for name, count in own.most_common(top):
+        print(f"  self {count / total:6.1%}  {name}")
+    noise = ("runpy", "typer/", "kefu/__main__", "kefu/cli/", "uvicorn/main.py", "uvicorn/server.py", "runners.py")
+    shown = [(n, c) for n, c in inclusive.most_common() if not any(word in n for word in noise)]
+    for name, count in shown[:top]:
+        print(f"  incl {count / total:6.1%}  {name}")
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -116,13 +184,11 @@ async def main_async(args: argparse.Namespace) -> None:
         "--chunk-chars",
         str(args.chunk_chars),
     )
-    workdir = Path(tempfile.mkdtemp(prefix="kefu-bench-"))
     env = {
         "KEFU_JWT_SECRET": "test-secret-for-kefu-tests-only-0123456789",
         "KEFU_LLM_BASE_URL": mock.url + "/v1",
         "KEFU_LLM_API_KEY": "sk-bench",
         "KEFU_LLM_MODEL": "mock-chat",
-        "KEFU_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'kefu.db'}",
         "KEFU_LOG_LEVEL": "warning",
         # Measure the model path of a full turn: no FAQ short-circuit, no shared answers, no rate limits.
         "KEFU_BOT_DIR": str(MODEL_ONLY_BOT),
@@ -132,24 +198,47 @@ async def main_async(args: argparse.Namespace) -> None:
     }
     if args.redis:
         env["KEFU_REDIS_URL"] = args.redis
-    server = KefuServer(env=env, workdir=workdir, port=free_port()).start()
-    assert server.proc is not None
+    servers: list[tuple[str, KefuServer]] = []
+    trees = [("before", args.baseline)] if args.baseline else []
+    trees.append(("after" if args.baseline else "kefu", args.tree or ""))
+    profiler: subprocess.Popen[bytes] | None = None
     try:
+        for label, tree in trees:
+            workdir = Path(tempfile.mkdtemp(prefix="kefu-bench-"))
+            server_env = {**env, "KEFU_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'kefu.db'}"}
+            if tree:
+                server_env["PYTHONPATH"] = tree
+            servers.append((label, KefuServer(env=server_env, workdir=workdir, port=free_port()).start()))
         print(
             f"mock: ttft {args.ttft}s, {args.tps} chars/s, {args.tokens} chars in chunks of {args.chunk_chars}; "
             f"hot state: {'redis' if args.redis else 'memory'}; python {sys.version.split()[0]}; {os.cpu_count()} cores"
         )
+        version = "| version " if args.baseline else ""
         print(
-            "| streams | turns | mock TTFT p50 ms | added TTFT p50/p95/p99 ms | added total p50/p99 ms | "
+            f"{version}| streams | turns | mock TTFT p50 ms | added TTFT p50/p95/p99 ms | added total p50/p99 ms | "
             "frames/turn | kefu CPU s per 1k chunks | mock CPU s per 1k chunks |"
         )
-        print("|---|---|---|---|---|---|---|---|")
-        pids = {"kefu": server.proc.pid, "mock": mock.proc.pid}
+        print("|---" * (9 if args.baseline else 8) + "|")
+        targets = []
+        for label, server in servers:
+            assert server.proc is not None
+            targets.append(Target(label, server.url, server.proc.pid))
+        async with httpx.AsyncClient(timeout=120) as client:  # warm-up: first-request costs are not per turn
+            for target in targets:
+                await kefu_stream(client, target.url, auth("bench-warmup"))
+        if args.profile:
+            profiler = start_profiler(targets[-1].pid, Path(args.profile))
         for level in args.concurrency:
-            await run_level(level, args.rounds, mock.url, server.url, pids)
+            await run_level(level, args.rounds, mock.url, mock.proc.pid, targets)
     finally:
-        server.stop()
+        if profiler is not None:
+            profiler.send_signal(2)  # SIGINT: py-spy writes its output and exits
+            profiler.wait(30)
+        for _, server in servers:
+            server.stop()
         mock.stop()
+    if args.profile:
+        summarise_profile(Path(args.profile))
 
 
 def main() -> None:
@@ -161,7 +250,14 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=175)
     parser.add_argument("--chunk-chars", type=int, default=1)
     parser.add_argument("--redis", default=None, help="use this Redis URL for hot state")
-    asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--baseline", default=None, help="also run a kefu imported from this source tree (before)")
+    parser.add_argument("--tree", default=None, help="import the kefu under test from this source tree")
+    parser.add_argument("--profile", default=None, help="py-spy the (current) kefu server; collapsed stacks here")
+    args = parser.parse_args()
+    for name in ("baseline", "tree"):
+        if getattr(args, name):
+            setattr(args, name, str(Path(getattr(args, name)).resolve()))
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

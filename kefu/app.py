@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,9 +10,13 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from kefu import __version__
-from kefu.api import admin_kb, chat, completions, demo, health, sessions, web
+from kefu.api import admin_bot, admin_kb, chat, completions, demo, health, sessions, web
 from kefu.api.errors import install_error_handlers
 from kefu.config import Settings
+from kefu.demo.shop import MOUNT_PATH as SHOP_MOUNT_PATH
+from kefu.demo.shop import TOKEN_ENV as SHOP_TOKEN_ENV
+from kefu.demo.shop.api import create_shop_router
+from kefu.demo.shop.data import ShopStore
 from kefu.obs.logging import configure_logging, get_logger
 from kefu.runtime import build_runtime
 
@@ -50,11 +55,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Kefu-User", "X-Kefu-Session"],
             expose_headers=["X-Kefu-Session", "X-Kefu-Turn", "Retry-After"],
         )
-    for router in (chat.router, sessions.router, completions.router, health.router, web.router, admin_kb.router):
+    for router in (
+        chat.router,
+        sessions.router,
+        completions.router,
+        health.router,
+        web.router,
+        admin_kb.router,
+        admin_bot.router,
+    ):
         app.include_router(router)
     if settings.demo:
         app.include_router(demo.router)
         app.include_router(web.demo_router)
+        # The demo merchant API the demo bot's tools call (per-process, in memory).
+        app.include_router(create_shop_router(ShopStore(), os.environ.get(SHOP_TOKEN_ENV)), prefix=SHOP_MOUNT_PATH)
     return app
 
 

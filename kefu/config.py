@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     coalesce_ms: float = Field(default=30.0, ge=0)
     turn_lease_seconds: float = Field(default=10.0, gt=0)
     turn_log_ttl: int = Field(default=3600, gt=0)
+    # On SIGTERM, running turns get this many seconds to finish before they are stopped (kept as interrupted).
+    shutdown_grace: float = Field(default=30.0, ge=0)
     # Shared answers to impersonal first-turn questions (seconds; 0 turns the cache and single-flight off).
     answer_cache_ttl: int = Field(default=300, ge=0)
 
@@ -63,6 +65,10 @@ class Settings(BaseSettings):
 
     # --- bot content ---
     bot_dir: Path = DEMO_BOT_DIR
+    # Hosts (or host:port) business tools may call although they resolve to private/loopback addresses.
+    tools_allow_hosts: str = ""
+    # The demo merchant API the demo bot's tools call (default: this server's own /demo/shop-api).
+    demo_shop_url: str | None = None
 
     # --- serving ---
     cors_origins: str = ""
@@ -95,7 +101,7 @@ class Settings(BaseSettings):
 
     # --- knowledge base (kefu.kb; see docs/kb.md) ---
     # Confidence bands on the top FAQ score (0-1 term coverage), calibrated on the demo shop's eval set.
-    kb_confidence_high: float = Field(default=0.40, ge=0)
+    kb_confidence_high: float = Field(default=0.44, ge=0)
     kb_confidence_medium: float = Field(default=0.30, ge=0)
     kb_confidence_margin: float = Field(default=0.03, ge=0)
     kb_refresh_seconds: float = Field(default=5.0, gt=0)  # how often a replica checks the KB version in SQL
@@ -123,6 +129,11 @@ class Settings(BaseSettings):
     def api_key_set(self) -> frozenset[str]:
         """The configured server-to-server API keys."""
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def tools_allow_host_list(self) -> list[str]:
+        """Hosts business tools may call on private addresses."""
+        return [h.strip() for h in self.tools_allow_hosts.split(",") if h.strip()]
 
     @property
     def cors_origin_list(self) -> list[str]:

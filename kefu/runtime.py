@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
+import httpx
 from redis.asyncio import Redis
 
+from kefu.bot.loader import Bot, load_bot
 from kefu.config import Settings
 from kefu.engine.answering import Answerer
 from kefu.engine.knowledge import Knowledge
@@ -17,6 +21,8 @@ from kefu.engine.prompts import load_system_prompt
 from kefu.engine.runner import TurnConfig, TurnRunner
 from kefu.engine.service import ChatService
 from kefu.engine.sharing import SharedAnswers
+from kefu.engine.tasks import Tasks
+from kefu.errors import ConfigError
 from kefu.identity import Authenticator
 from kefu.kb import KnowledgeBase, open_knowledge_base
 from kefu.llm.base import ChatModel
@@ -27,7 +33,9 @@ from kefu.ratelimit import RateLimiter
 from kefu.store.base import HotState, TranscriptStore
 from kefu.store.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
 from kefu.store.factory import build_hot_state, build_transcript_store
+from kefu.store.flowstate import FlowStates
 from kefu.store.migrate import upgrade_database
+from kefu.store.sql import create_engine_for
 
 log = get_logger("kefu.runtime")
 
@@ -46,11 +54,40 @@ class Runtime:
     chat: ChatService
     owner: str
     limiter: RateLimiter
+    bot: Bot
+    flow_states: FlowStates
+    answerer: Answerer
     redis: Redis | None = None
+    tool_mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
+    _retired: list[Bot] = field(default_factory=list)
+
+    async def reload_bot(self) -> Bot:
+        """Load the bot directory again and switch to it; running turns finish with the old one.
+
+        Raises :class:`ConfigError` with the problem report (and keeps the current bot) when it is invalid.
+        """
+        # Reading files and building the flow router (jieba) happen off the event loop.
+        bot = await asyncio.to_thread(open_bot, self.settings, self.metrics, self.tool_mounts)
+        self._retired.append(self.bot)  # closed at shutdown: a running turn may still call its tools
+        self.bot = bot
+        self.answerer.use_bot(
+            system_prompt=bot.system_prompt,
+            texts=bot.texts,
+            tasks=self._tasks(bot),
+            content_version=bot.fingerprint,
+        )
+        log.info("bot_reloaded", directory=str(bot.directory), fingerprint=bot.fingerprint, flows=len(bot.flows))
+        return bot
+
+    def _tasks(self, bot: Bot) -> Tasks | None:
+        return Tasks(bot.engine, self.flow_states, self.knowledge, self.metrics) if len(bot.flows) else None
 
     async def aclose(self) -> None:
         """Stop turns (keeping partial answers) and close every pool."""
-        await self.chat.shutdown()
+        await self.chat.shutdown(self.settings.shutdown_grace)
+        for bot in (self.bot, *self._retired):
+            await bot.aclose()
+        await self.flow_states.aclose()
         if self.model is not None:
             await self.model.aclose()
         await self.hot.aclose()
@@ -61,7 +98,53 @@ class Runtime:
             await self.redis.aclose()
 
 
-async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
+def tool_env(settings: Settings) -> dict[str, str]:
+    """What ``{env.NAME}`` in tool definitions sees: the environment, plus the demo shop's address."""
+    env = dict(os.environ)
+    if settings.demo_shop_url:
+        env["KEFU_DEMO_SHOP_URL"] = settings.demo_shop_url
+    return env
+
+
+def tool_allow_hosts(settings: Settings) -> list[str]:
+    """Hosts tools may call on private addresses: the configured ones, and in demo mode the demo shop's."""
+    hosts = settings.tools_allow_host_list
+    if settings.demo and settings.demo_shop_url:
+        netloc = urlsplit(settings.demo_shop_url).netloc
+        hosts = [*hosts, netloc, netloc.rsplit(":", 1)[0]]
+    return hosts
+
+
+def open_bot(
+    settings: Settings,
+    metrics: Metrics | None = None,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> Bot:
+    """The configured bot directory, loaded; :class:`ConfigError` with the full report when it is invalid.
+
+    ``mounts`` route tool calls for a base URL to an in-process app (``kefu test`` uses it for the demo shop).
+    """
+    bot, problems = load_bot(
+        settings.bot_dir,
+        env=tool_env(settings),
+        allow_hosts=tool_allow_hosts(settings),
+        metrics=metrics,
+        mounts=mounts,
+    )
+    for problem in problems.items:
+        if problem.severity == "warning":
+            log.warning("bot_warning", problem=str(problem))
+    if bot is None:
+        raise ConfigError(f"the bot in {settings.bot_dir} is invalid:\n{problems.report()}")
+    return bot
+
+
+async def build_runtime(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    tool_mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> Runtime:
     """Open the database (migrating it), hot state and model client; wire the chat service."""
     if migrate:
         await upgrade_database(settings.database_url)
@@ -77,7 +160,12 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     knowledge: Knowledge = await open_knowledge_base(settings)  # bot files synced, index built off the loop
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    system_prompt = load_system_prompt(settings.bot_dir)
+    load_system_prompt(settings.bot_dir)  # a clear error for a missing bot directory
+    bot = await asyncio.to_thread(open_bot, settings, metrics, tool_mounts)  # jieba: off the loop
+    flow_states = FlowStates(
+        create_engine_for(settings.database_url), redis=redis, prefix=settings.redis_prefix, ttl=settings.session_ttl
+    )
+    tasks = Tasks(bot.engine, flow_states, knowledge, metrics) if len(bot.flows) else None
     shared = None
     if settings.answer_cache_ttl > 0:
         cache: AnswerCache = RedisAnswerCache(redis, settings.redis_prefix) if redis else MemoryAnswerCache()
@@ -86,10 +174,12 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         model=model,
         knowledge=knowledge,
         metrics=metrics,
-        system_prompt=system_prompt,
+        system_prompt=bot.system_prompt,
+        texts=bot.texts,
         token_budget=settings.history_token_budget,
         shared=shared,
-        content_version=hashlib.sha256(system_prompt.encode()).hexdigest()[:16],
+        content_version=bot.fingerprint,
+        tasks=tasks,
     )
     runner = TurnRunner(
         store=store,
@@ -113,6 +203,7 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         session_ttl=settings.session_ttl,
         lease_seconds=settings.turn_lease_seconds,
         owner=owner,
+        on_session_deleted=flow_states.clear,
     )
     return Runtime(
         settings=settings,
@@ -125,5 +216,9 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         chat=chat,
         owner=owner,
         limiter=RateLimiter.from_settings(settings, metrics),
+        bot=bot,
+        flow_states=flow_states,
+        answerer=answerer,
         redis=redis,
+        tool_mounts=tool_mounts,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kefu.cli import chat, db, kb, mock, serve, token
+from kefu.cli import bot, chat, db, kb, mock, serve, test, token
 
 app = typer.Typer(
     name="kefu",
@@ -17,8 +17,10 @@ app.command("serve")(serve.serve)
 app.command("chat")(chat.chat)
 app.command("token")(token.token)
 app.command("mock-llm")(mock.mock_llm)
+app.command("test")(test.test)
 app.add_typer(db.app, name="db")
 app.add_typer(kb.app, name="kb")
+app.add_typer(bot.app, name="bot")
 
 
 def main() -> None:

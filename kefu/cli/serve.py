@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -40,6 +41,10 @@ def serve(
             "(a bot without one answers with error 'llm_not_configured').",
             err=True,
         )
+    if settings.demo and not settings.demo_shop_url:
+        # The demo bot's tools call the demo merchant API this server mounts; workers read this from the env.
+        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        os.environ["KEFU_DEMO_SHOP_URL"] = f"http://{local}:{port}/demo/shop-api"
     # Migrate once here so workers do not race each other at start-up.
     upgrade_database_sync(settings.database_url)
     typer.echo(f"kefu serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})", err=True)

@@ -1,6 +1,8 @@
 """Decide where a turn's answer comes from and produce it: FAQ, model (grounded in passages), or degraded.
 
-Order: a confident FAQ match answers directly (``faq``, no model call). Otherwise the model answers, grounded in
+Order: a running task flow, or one the text clearly asks for, answers first (``flow``). Then a confident FAQ
+match answers directly (``faq``, no model call). Otherwise the model answers (and may start a flow by calling
+it as a function), grounded in
 retrieved passages when there are any (``kb``) or not (``llm``). When no model can answer before the first token
 (not configured, every upstream down, retries exhausted), the knowledge base answers what it can and the rest
 gets an apology that offers a human (``fallback``) — never an empty bubble. After the first token, a broken
@@ -16,6 +18,7 @@ from kefu.engine import events as ev
 from kefu.engine.history import build_messages
 from kefu.engine.knowledge import Knowledge, KnowledgeResult
 from kefu.engine.sharing import SharedAnswers
+from kefu.engine.tasks import TaskReply, Tasks, TurnRef
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import UpstreamError, UpstreamNotConfigured
 from kefu.llm.base import ChatModel, ChatRequest, Finish, TextDelta, Usage
@@ -67,21 +70,49 @@ class Answerer:
         texts: CannedTexts | None = None,
         shared: SharedAnswers | None = None,
         content_version: str = "",
+        tasks: Tasks | None = None,
     ) -> None:
         self._model = model
         self._knowledge = knowledge
         self._metrics = metrics
-        self._system_prompt = system_prompt
         self._token_budget = token_budget
-        self._texts = texts or CannedTexts()
         self._shared = shared
+        self.use_bot(system_prompt=system_prompt, texts=texts, tasks=tasks, content_version=content_version)
+
+    def use_bot(
+        self, *, system_prompt: str, texts: CannedTexts | None, tasks: Tasks | None, content_version: str
+    ) -> None:
+        """Switch to (re)loaded bot content; turns already running keep what they started with."""
+        self._system_prompt = system_prompt
+        self._texts = texts or CannedTexts()
+        self._tasks = tasks
         # Answers are shared only between turns that would send the model the very same request.
+        model = self._model
         self._version = f"{content_version}|{model.name if model else ''}|{model.model if model else ''}"
 
+    @property
+    def tasks(self) -> Tasks | None:
+        """The flow router in use (None for a bot without flows)."""
+        return self._tasks
+
     async def answer(
-        self, turn_id: str, user_id: str, text: str, history: list[ContextMessage], writer: DeltaWriter
+        self,
+        turn_id: str,
+        user_id: str,
+        text: str,
+        history: list[ContextMessage],
+        writer: DeltaWriter,
+        *,
+        session_id: str = "",
     ) -> Outcome:
         """Answer ``text``; raises only for errors that should end the turn with an ``error`` event."""
+        tasks = self._tasks
+        turn = TurnRef(turn_id=turn_id, session_id=session_id, user_id=user_id)
+        if tasks is not None and session_id:
+            task_reply = await tasks.continue_or_route(turn, text)
+            if task_reply is not None:
+                writer.write(task_reply.text)
+                return self._flow_done(turn_id, task_reply, model=None)
         found = await self._knowledge.search(text) if self._knowledge.available else KnowledgeResult()
         direct = found.direct
         if direct is not None:
@@ -94,7 +125,7 @@ class Answerer:
                 )
             return self._degraded(turn_id, found, writer)
         try:
-            return await self._from_model(turn_id, user_id, text, history, found, writer)
+            return await self._from_model(turn, text, history, found, writer, tasks if session_id else None)
         except UpstreamError as exc:
             if writer.text_parts:
                 raise  # the user already saw part of this answer: never swap in another one
@@ -104,20 +135,22 @@ class Answerer:
 
     async def _from_model(
         self,
-        turn_id: str,
-        user_id: str,
+        turn: TurnRef,
         text: str,
         history: list[ContextMessage],
         found: KnowledgeResult,
         writer: DeltaWriter,
+        tasks: Tasks | None,
     ) -> Outcome:
         assert self._model is not None
+        turn_id = turn.turn_id
         passages = [h for h in found.hits if found.confidence != "low"]
         system = self._system_prompt
         if passages:
             system += GROUNDING + "\n".join(f"[{i + 1}] {h.title}\n{h.text}" for i, h in enumerate(passages))
         messages = build_messages(system, history, text, token_budget=self._token_budget)
-        request = ChatRequest(messages=messages, user=user_id)
+        functions = tuple(tasks.functions()) if tasks is not None else ()
+        request = ChatRequest(messages=messages, user=turn.user_id, tools=functions)
         source = "kb" if passages else "llm"
         refs = tuple((h.id, h.title) for h in passages)
         key = None
@@ -141,6 +174,14 @@ class Answerer:
         self._metrics.upstream_chunks.inc(chunks)
         assert finish is not None  # ChatModel guarantees a Finish or an exception
         model_name = finish.model or self._model.model
+        if finish.tool_calls:
+            task_reply = await tasks.start_from_model(turn, text, finish.tool_calls) if tasks is not None else None
+            if task_reply is not None:
+                writer.write(("\n\n" if writer.text_parts else "") + task_reply.text)
+                return self._flow_done(turn_id, task_reply, model=model_name, usage=usage)
+            if not writer.text_parts:  # a call to nothing we know, and no text: say so instead of nothing
+                writer.write(self._texts.apology)
+                return self._done(turn_id, "fallback", extra={"handoff_offered": True}, model=model_name)
         done = ev.done_event(
             turn_id,
             finish_reason=finish.reason,
@@ -180,6 +221,17 @@ class Answerer:
             return self._done(turn_id, "fallback", extra={"suggestions": suggestions})
         writer.write(self._texts.apology)
         return self._done(turn_id, "fallback", extra={"handoff_offered": True})
+
+    def _flow_done(self, turn_id: str, reply: TaskReply, *, model: str | None, usage: Usage | None = None) -> Outcome:
+        done = ev.done_event(
+            turn_id,
+            finish_reason="stop",
+            source="flow",
+            model=model,
+            usage=usage.as_dict() if usage else None,
+            extra=reply.extra,
+        )
+        return Outcome("complete", done, source="flow", model=model, usage=usage)
 
     def _done(
         self,

@@ -117,7 +117,9 @@ class TurnRunner:
 
     async def _answer(self, turn: Turn, writer: DeltaWriter) -> Outcome:
         history = await self._history(turn)
-        return await self._answerer.answer(turn.turn_id, turn.user_id, turn.text, history, writer)
+        return await self._answerer.answer(
+            turn.turn_id, turn.user_id, turn.text, history, writer, session_id=turn.session.id
+        )
 
     def _outcome(self, turn: Turn, answer: asyncio.Task[Outcome]) -> Outcome:
         if answer.cancelled():

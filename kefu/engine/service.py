@@ -7,7 +7,7 @@ import hashlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -58,7 +58,9 @@ class ChatService:
         session_ttl: int,
         lease_seconds: float,
         owner: str,
+        on_session_deleted: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        self._on_session_deleted = on_session_deleted
         self._store = store
         self._hot = hot
         self._runner = runner
@@ -171,6 +173,9 @@ class ChatService:
             await self._store.add_assistant_message(
                 meta.session_id, meta.turn_id, text, "interrupted", datetime.now(UTC), source="llm", model=None
             )
+        # The dead process never added this turn to the cached context window: drop the window (a TTL of 0
+        # expires it) so the next turn reloads the history, with this question and partial answer, from SQL.
+        await self._hot.set_context(meta.session_id, [], max_messages=0, ttl=0)
         await self._hot.release_session(meta.session_id, meta.turn_id)
 
     async def cancel(self, identity: Identity, turn_id: str) -> bool:
@@ -192,6 +197,8 @@ class ChatService:
         session = await self._owned_session(identity, session_id)
         await self._store.delete_session(session.id)
         await self._hot.clear_session(session.id)
+        if self._on_session_deleted is not None:  # e.g. the session's running flow
+            await self._on_session_deleted(session.id)
 
     async def _owned_session(self, identity: Identity, session_id: str) -> SessionRecord:
         session = await self._store.get_session(session_id) if _SESSION_ID.match(session_id) else None
@@ -199,12 +206,19 @@ class ChatService:
             raise NotFound("session not found")
         return session
 
-    async def shutdown(self, grace: float = 5.0) -> None:
-        """Let running turns finish for up to ``grace`` seconds, then stop them (answers kept as interrupted)."""
+    async def shutdown(self, grace: float = 30.0) -> None:
+        """Let running turns finish for up to ``grace`` seconds (``KEFU_SHUTDOWN_GRACE``), then stop the rest.
+
+        Called once the server has stopped accepting requests (SIGTERM). A stopped turn keeps its partial answer
+        as ``interrupted`` and ends its log with an ``error`` event, so readers on other replicas learn it at once.
+        """
         if not self._tasks:
             return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in pending:
-            task.cancel()
+        running = set(self._tasks)
+        log.info("shutdown_waiting_for_turns", turns=len(running), grace_seconds=grace)
+        _, pending = await asyncio.wait(running, timeout=grace) if grace > 0 else (set(), running)
         if pending:
+            log.warning("shutdown_stopping_turns", turns=len(pending), grace_seconds=grace)
+            for task in pending:
+                task.cancel()
             await asyncio.wait(pending, timeout=5.0)

@@ -50,15 +50,55 @@ class Terms:
         return [f"w:{t}" for t in self.words] + [f"c:{t}" for t in self.chars] + [f"p:{t}" for t in self.sounds]
 
 
-def _stem(token: str, stop: frozenset[str]) -> str:
-    if token in stop:
+_NOT = ("不", "没")
+
+
+def _a_not_a(tokens: list[str]) -> list[str]:
+    """Collapse A-not-A questions to the plain word: 包/不/包邮 → 包邮, 发/不/发 → 发, 要/不要 → 要.
+
+    "Do you ship free" must not read as "not ship free": the 不 / 没 of an A-not-A question is no negation."""
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        after = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if len(token) == 1 and after in (f"{n}{token}" for n in _NOT):  # 要 / 不要
+            out.append(token)
+            i += 2
+        elif len(token) == 1 and after in _NOT and i + 2 < len(tokens) and tokens[i + 2].startswith(token):
+            i += 2  # 包 / 不 / 包邮, 发 / 不 / 发: keep the third token
+        else:
+            out.append(token)
+            i += 1
+    return out
+
+
+def stem(token: str) -> str:
+    """A light English stemmer: plurals, -ed, -ing and a final -e (shipping / shipped / ships → ship,
+    receive / received / receiving → receiv). Content and queries go through it alike, so the stems only need
+    to agree with each other, not to be words."""
+    if len(token) <= 3 or not (token.isascii() and token.isalpha()):
         return token
-    if len(token) > 3 and token.isascii() and token.isalpha():
-        if token.endswith("ies"):
-            return token[:-3] + "y"
-        if token.endswith("s") and not token.endswith(("ss", "us", "is")):
-            return token[:-1]
+    if token.endswith("ies"):
+        return token[:-3] + "y"
+    if token.endswith("sses"):
+        token = token[:-2]
+    elif token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        token = token[:-1]
+    for suffix in ("ing", "ed"):
+        base = token[: -len(suffix)]
+        if token.endswith(suffix) and len(base) >= 3 and any(v in base for v in "aeiouy"):
+            token = base
+            if token[-1] == token[-2] and token[-1] not in "lsz":  # shipp → ship
+                token = token[:-1]
+            break
+    if token.endswith("e") and len(token) > 3:
+        token = token[:-1]
     return token
+
+
+def _stem(token: str, stop: frozenset[str]) -> str:
+    return token if token in stop else stem(token)
 
 
 @lru_cache(maxsize=4)
@@ -126,7 +166,8 @@ class Analyzer:
         return tuple(sorted(words.values(), key=lambda w: w[0]))
 
     def _tokens(self, tokenizer: Any, text: str) -> list[str]:
-        return [_stem(t, self._stop) for t in tokenizer.cut(normalize(text), HMM=False) if t.strip()]
+        tokens = _a_not_a([t for t in tokenizer.cut(normalize(text), HMM=False) if t.strip()])
+        return [_stem(t, self._stop) for t in tokens]
 
     def _cut(self, text: str) -> list[str]:
         if self._jieba is None:

@@ -24,7 +24,7 @@ MAX_SUGGESTIONS = 3
 class Thresholds:
     """Confidence bands (``KEFU_KB_CONFIDENCE_HIGH`` / ``_MEDIUM`` / ``_MARGIN``)."""
 
-    high: float = 0.40
+    high: float = 0.44
     medium: float = 0.30
     margin: float = 0.03
     suggestion: float = 0.25  # a runner-up is suggested only when it scores at least this much

@@ -26,7 +26,7 @@ import bm25s  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
 
-from kefu.kb.analyzer import CHANNELS, Analyzer, Terms, pinyin_keys
+from kefu.kb.analyzer import CHANNELS, Analyzer, Terms, pinyin_keys, stem
 from kefu.kb.entries import Entry
 
 FloatArray = npt.NDArray[np.float64]
@@ -211,7 +211,8 @@ class Index:
             if keys is None:
                 continue
             weight = float(df[self.vocab[f"w:{word}"]])
-            for key in keys:
+            # The analyzer stems ASCII words (haoping → haop), so the stemmed spelling finds the word too.
+            for key in {*keys, *(stem(k) for k in keys)}:
                 current = best.get(key)
                 if current is None or (weight, word) > current:
                     best[key] = (weight, word)

@@ -1,119 +1,79 @@
 """Streaming client for OpenAI-compatible chat-completions APIs (DeepSeek by default).
 
-The hot path is the loop in :meth:`OpenAICompatModel.stream`: bytes from the socket go through the
-incremental :class:`~kefu.llm.sse.SSEParser`, each event's bytes straight into ``orjson.loads``, and only
-non-empty deltas become events. Timeouts are enforced by a lazy :class:`_Watchdog` instead of a timer per chunk.
+The hot path is the loop in :meth:`OpenAICompatModel.stream`: bytes from the socket (aiohttp's C response
+parser, pooled keep-alive connections) go through the incremental :class:`~kefu.llm.sse.SSEParser`, each
+event's bytes straight into ``orjson.loads``, and only non-empty deltas become events. Timeouts are enforced by
+a lazy :class:`~kefu.llm.watchdog.Watchdog` instead of a timer per chunk. The wire format helpers live in
+:mod:`kefu.llm.openai_wire`, the connection pool in :mod:`kefu.llm.http_pool`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-import ssl
-from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 import orjson
+from yarl import URL
 
 from kefu.errors import (
     FirstTokenTimeout,
     IdleTimeout,
     UpstreamConnectError,
-    UpstreamError,
     UpstreamProtocolError,
-    UpstreamStatusError,
 )
 from kefu.llm.auth import TokenSource, token_source_from_settings
 from kefu.llm.base import (
-    ChatMessage,
     ChatRequest,
     Finish,
     ModelEvent,
     ReasoningDelta,
     TextDelta,
     ToolCall,
-    ToolCallDelta,
-    Usage,
+)
+from kefu.llm.http_pool import SessionPool
+from kefu.llm.openai_wire import (
+    ToolCallAssembler,
+    message_to_wire,
+    overloaded_finish_error,
+    parse_usage,
+    retry_after,
+    status_error,
+    stream_error,
 )
 from kefu.llm.sse import SSEParser
+from kefu.llm.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from kefu.config import Settings
+
+__all__ = [
+    "OpenAICompatModel",
+    "ToolCallAssembler",
+    "overloaded_finish_error",
+    "parse_usage",
+    "retry_after",
+    "status_error",
+    "stream_error",
+]
 
 _DONE = b"[DONE]"
 # After [DONE] the rest of the body (the chunked terminator) is read so the connection can be reused; an
 # upstream that keeps the body open after [DONE] costs at most this long.
 _DRAIN_SECONDS = 1.0
-# httpcore's pool does O(queued requests x connections) work whenever a request starts or ends; at 1000
-# connections in one pool a burst of requests starves the event loop (connect timeouts). Several small pools
-# (one logical pool per upstream) keep that work bounded.
-_CONNECTIONS_PER_SHARD = 32
-
-
-class _Watchdog:
-    """Cancels the consuming task when the upstream keeps us waiting too long.
-
-    ``since`` is when the current wait started (the request start before the first content token; after it, the
-    end of the last read that carried an event). ``waiting`` is true only while the stream awaits the upstream,
-    never while it is suspended at a ``yield``, so a slow consumer is not blamed on the upstream. Per chunk this
-    costs a couple of attribute writes; the timer re-arms only when it fires.
-    """
-
-    __slots__ = ("_baseline", "_handle", "_loop", "_task", "fired", "limit", "since", "waiting")
-
-    def __init__(self, limit: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        if task is None:  # pragma: no cover - async generators always run inside a task
-            raise RuntimeError("stream() must run inside an asyncio task")
-        self._task = task
-        self._baseline = task.cancelling()
-        self.fired = False
-        self.waiting = True
-        self.limit = limit
-        self.since = self._loop.time()
-        self._handle = self._loop.call_at(self.since + limit, self._fire)
-
-    def restart(self, limit: float) -> None:
-        """Start a new phase with another limit, counted from now."""
-        self.limit = limit
-        self.since = self._loop.time()
-        self._handle.cancel()
-        self._handle = self._loop.call_at(self.since + limit, self._fire)
-
-    def _fire(self) -> None:
-        now = self._loop.time()
-        if self.waiting:
-            due = self.since + self.limit
-            if now >= due:
-                self.fired = True
-                self._task.cancel()
-                return
-        else:
-            due = now + self.limit
-        self._handle = self._loop.call_at(due, self._fire)
-
-    def consume_cancel(self) -> bool:
-        """True if the CancelledError being handled is ours alone (then it is absorbed)."""
-        if not self.fired:
-            return False
-        self.fired = False
-        return self._task.uncancel() <= self._baseline
-
-    def stop(self) -> None:
-        """Disarm."""
-        self._handle.cancel()
+_HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "text/event-stream",
+    "Accept-Encoding": "identity",  # lets the hot loop read raw bytes without a decoder
+}
 
 
 class OpenAICompatModel:
     """A :class:`~kefu.llm.base.ChatModel` speaking the OpenAI chat-completions wire format.
 
     Connections are pooled and kept alive per instance (one instance per upstream); internally the pool is split
-    into httpx clients of at most 32 connections, opened as load needs them. ``first_token_timeout`` counts from
+    into sessions of at most 32 connections, opened as load needs them. ``first_token_timeout`` counts from
     the request start to the first content token (text, reasoning or tool call; keep-alive comments and the
     empty role chunk do not count); ``idle_timeout`` is the longest wait for the next event after that (comments
     do not count either). Iterate one stream from one task.
@@ -129,13 +89,19 @@ class OpenAICompatModel:
         first_token_timeout: float = 30.0,
         idle_timeout: float = 30.0,
         max_connections: int = 1000,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: aiohttp.ClientSession | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
     ) -> None:
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        split = urlsplit(base_url)
-        self._name = f"{split.hostname or base_url}{f':{split.port}' if split.port else ''}/{model}"
+        self._url_text = base_url.rstrip("/") + "/chat/completions"
+        try:
+            self._url: URL | None = URL(self._url_text)
+        except ValueError:
+            self._url = None  # reported as a non-retryable connect error on use
+        split = URL(base_url) if self._url is not None else None
+        host = split.host if split is not None and split.host else base_url
+        port = split.explicit_port if split is not None else None
+        self._name = f"{host}{f':{port}' if port else ''}/{model}"
         self._model = model
         self._auth = auth
         self._owns_auth = False
@@ -144,16 +110,12 @@ class OpenAICompatModel:
         self._max_tokens = max_tokens
         self._temperature = temperature
         self._send_stream_options = True
-        self._owns_client = http_client is None
-        self._connect_timeout = connect_timeout
-        self._max_shards = math.ceil(max_connections / _CONNECTIONS_PER_SHARD)
-        self._per_shard = math.ceil(max_connections / self._max_shards)
-        self._ssl: ssl.SSLContext | None = None
-        self._clients = [http_client] if http_client is not None else [self._new_client()]
-        self._busy = [0]
+        self._pool = SessionPool(max_connections=max_connections, connect_timeout=connect_timeout, session=http_client)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> OpenAICompatModel:
+    def from_settings(
+        cls, settings: Settings, *, http_client: aiohttp.ClientSession | None = None
+    ) -> OpenAICompatModel:
         """The provider ``KEFU_LLM_*`` describes (call only when ``settings.llm_configured``)."""
         model = cls(
             settings.llm_base_url,
@@ -180,11 +142,19 @@ class OpenAICompatModel:
         """The default model id."""
         return self._model
 
+    @property
+    def _clients(self) -> list[aiohttp.ClientSession]:
+        """The pooled sessions opened so far (for tests and diagnostics)."""
+        return self._pool.sessions
+
+    @property
+    def _busy(self) -> list[int]:
+        """Streams in flight per pooled session."""
+        return self._pool.busy
+
     async def aclose(self) -> None:
         """Close pooled connections (and the token source if this instance created it)."""
-        if self._owns_client:
-            for client in self._clients:
-                await client.aclose()
+        await self._pool.aclose()
         closer = getattr(self._auth, "aclose", None)
         if self._owns_auth and closer is not None:
             await closer()
@@ -192,16 +162,17 @@ class OpenAICompatModel:
     async def stream(self, request: ChatRequest) -> AsyncIterator[ModelEvent]:
         """Stream one chat completion; see :class:`~kefu.llm.base.ChatModel`."""
         payload = self._payload(request)
-        dog = _Watchdog(self._first_token_timeout)
+        dog = Watchdog(self._first_token_timeout)
         started = False
-        busy = self._busy
-        shard = self._pick_shard()
-        busy[shard] += 1
+        pool = self._pool
+        shard = pool.acquire()
         try:
-            response = await self._open(self._clients[shard], payload)
+            response = await self._open(pool.sessions[shard], payload)
+            at_eof = False
             try:
-                if "json" in response.headers.get("content-type", ""):
-                    body = await response.aread()
+                if "json" in response.headers.get("Content-Type", ""):
+                    body = await response.read()
+                    at_eof = True
                     started = True
                     for item in self._plain_completion(body, payload["model"]):
                         yield item
@@ -209,17 +180,20 @@ class OpenAICompatModel:
                 parser = SSEParser()
                 feed = parser.feed
                 loads = orjson.loads
-                now = dog._loop.time
+                now = dog.now
+                readany = response.content.readany
                 done = False
                 model: str | None = None
                 finish_reason: str | None = None
                 usage: Any = None
                 tools: ToolCallAssembler | None = None
-                encoded = response.headers.get("content-encoding", "identity") != "identity"
-                chunks = response.aiter_bytes() if encoded else response.aiter_raw()
                 try:
-                    async for chunk in chunks:
+                    while True:
+                        chunk = await readany()
                         dog.waiting = False
+                        if not chunk:
+                            at_eof = True
+                            break
                         events = feed(chunk)
                         for sse in events:
                             raw = sse.raw
@@ -275,14 +249,13 @@ class OpenAICompatModel:
                 except asyncio.CancelledError:
                     if not (done and dog.consume_cancel()):
                         raise
-                except httpx.TransportError as exc:
+                except aiohttp.ClientError as exc:
                     if not done:
                         raise UpstreamProtocolError(
                             f"stream from {self._name} broke: {exc!r}", provider=self._name
                         ) from exc
                 finally:
                     dog.waiting = False
-                    await chunks.aclose()  # type: ignore[attr-defined]
                 if not done:
                     done = any(sse.raw == _DONE for sse in parser.flush())
                 if not done:
@@ -297,7 +270,12 @@ class OpenAICompatModel:
                     tools.finished() if tools is not None else (),
                 )
             finally:
-                await response.aclose()
+                # A body read to its end hands the connection back for reuse; anything else (a consumer that
+                # stopped early, a timeout, a broken stream) closes it, which also aborts the upstream request.
+                if at_eof:
+                    response.release()
+                else:
+                    response.close()
         except asyncio.CancelledError:
             if not dog.consume_cancel():
                 raise
@@ -310,78 +288,49 @@ class OpenAICompatModel:
             ) from None
         finally:
             dog.stop()
-            busy[shard] -= 1
+            pool.release(shard)
 
-    def _new_client(self) -> httpx.AsyncClient:
-        if self._ssl is None:
-            self._ssl = httpx.create_ssl_context()  # shared: building one costs tens of milliseconds
-        return httpx.AsyncClient(
-            verify=self._ssl,
-            # Reads are bounded by the watchdog (keep-alive bytes would reset httpx's per-read timeout anyway).
-            timeout=httpx.Timeout(connect=self._connect_timeout, read=None, write=None, pool=None),
-            limits=httpx.Limits(max_connections=self._per_shard, max_keepalive_connections=self._per_shard),
-        )
-
-    def _pick_shard(self) -> int:
-        """The first pool with a free connection slot, opening another pool (up to the limit) when all are full."""
-        busy = self._busy
-        if not self._owns_client:
-            return 0
-        for index, in_flight in enumerate(busy):
-            if in_flight < self._per_shard:
-                return index
-        if len(busy) < self._max_shards:
-            self._clients.append(self._new_client())
-            busy.append(0)
-            return len(busy) - 1
-        return busy.index(min(busy))
-
-    async def _open(self, client: httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Response:
+    async def _open(self, session: aiohttp.ClientSession, payload: dict[str, Any]) -> aiohttp.ClientResponse:
         """Send the request; return a streaming response with a 2xx status or raise the mapped error."""
+        if self._url is None or self._url.scheme not in ("http", "https"):
+            raise UpstreamConnectError(
+                f"cannot reach {self._name}: unsupported URL {self._url_text!r} (use http:// or https://)",
+                provider=self._name,
+                retryable=False,
+            )
         for attempt in range(2):
             if self._send_stream_options:
                 payload["stream_options"] = {"include_usage": True}
             else:
                 payload.pop("stream_options", None)
             token = await self._auth.token()
-            headers = {
-                "Content-Type": "application/json",
-                "Accept": "text/event-stream",
-                "Accept-Encoding": "identity",  # lets the hot loop read raw bytes without a decoder
-            }
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-            request = client.build_request("POST", self._url, content=orjson.dumps(payload), headers=headers)
+            headers = _HEADERS if not token else {**_HEADERS, "Authorization": f"Bearer {token}"}
             try:
-                response = await client.send(request, stream=True)
-            except httpx.TransportError as exc:
+                response = await session.request("POST", self._url, data=orjson.dumps(payload), headers=headers)
+            except aiohttp.InvalidURL as exc:
                 raise UpstreamConnectError(
-                    f"cannot reach {self._name}: {exc!r}",
-                    provider=self._name,
-                    retryable=not isinstance(exc, httpx.UnsupportedProtocol),
+                    f"cannot reach {self._name}: {exc!r}", provider=self._name, retryable=False
                 ) from exc
-            if response.status_code < 300:
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise UpstreamConnectError(f"cannot reach {self._name}: {exc!r}", provider=self._name) from exc
+            status = response.status
+            if status < 300:
                 return response
             try:
-                body = await response.aread()
-            except httpx.TransportError:
+                body = await response.read()
+            except (aiohttp.ClientError, OSError):
                 body = b""
             finally:
-                await response.aclose()
-            if (
-                response.status_code in (400, 422)
-                and attempt == 0
-                and "stream_options" in payload
-                and b"stream_options" in body
-            ):
+                response.release()
+            if status in (400, 422) and attempt == 0 and "stream_options" in payload and b"stream_options" in body:
                 # An OpenAI-compatible server that does not know stream_options: drop it for good.
                 self._send_stream_options = False
                 continue
-            if response.status_code == 401:
+            if status == 401:
                 invalidate = getattr(self._auth, "invalidate", None)
                 if invalidate is not None:
                     invalidate()
-            raise status_error(response.status_code, response.headers, body, self._name)
+            raise status_error(status, response.headers, body, self._name)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _plain_completion(self, body: bytes, requested_model: str) -> list[ModelEvent]:
@@ -418,7 +367,7 @@ class OpenAICompatModel:
     def _payload(self, request: ChatRequest) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": request.model or self._model,
-            "messages": [_message(m) for m in request.messages],
+            "messages": [message_to_wire(m) for m in request.messages],
             "stream": True,
         }
         max_tokens = request.max_tokens if request.max_tokens is not None else self._max_tokens
@@ -438,192 +387,3 @@ class OpenAICompatModel:
         if request.user:
             payload["user"] = request.user
         return payload
-
-
-def _message(message: ChatMessage) -> dict[str, Any]:
-    """One message in OpenAI format (reasoning is never sent back)."""
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.name:
-        out["name"] = message.name
-    if message.tool_call_id:
-        out["tool_call_id"] = message.tool_call_id
-    if message.tool_calls:
-        out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in message.tool_calls
-        ]
-        if not message.content:
-            out["content"] = None
-    return out
-
-
-class _ToolCallSlot:
-    __slots__ = ("arguments", "id", "name")
-
-    def __init__(self) -> None:
-        self.id: str | None = None
-        self.name: str | None = None
-        self.arguments: list[str] = []
-
-
-class ToolCallAssembler:
-    """Joins streamed tool-call fragments into whole calls.
-
-    Fragments are grouped by ``index``; a fragment whose ``id`` differs from the call open at that index starts
-    a new call (some compatible servers reuse index 0 for parallel calls).
-    """
-
-    __slots__ = ("_by_index", "_calls")
-
-    def __init__(self) -> None:
-        self._calls: list[_ToolCallSlot] = []
-        self._by_index: dict[int, _ToolCallSlot] = {}
-
-    def add(self, fragments: list[Any]) -> list[ToolCallDelta]:
-        """Record fragments (wire dicts); return them as events."""
-        out: list[ToolCallDelta] = []
-        for fragment in fragments:
-            index = fragment.get("index") or 0
-            call_id = fragment.get("id") or None
-            function = fragment.get("function") or {}
-            name = function.get("name") or None
-            arguments = function.get("arguments") or ""
-            slot = self._by_index.get(index)
-            if slot is None or (call_id and slot.id and call_id != slot.id):
-                slot = _ToolCallSlot()
-                self._calls.append(slot)
-                self._by_index[index] = slot
-            if call_id:
-                slot.id = call_id
-            if name and slot.name is None:
-                slot.name = name
-            if arguments:
-                slot.arguments.append(arguments)
-            out.append(ToolCallDelta(index, call_id, name, arguments))
-        return out
-
-    def finished(self) -> tuple[ToolCall, ...]:
-        """The complete calls, in the order they started."""
-        return tuple(
-            ToolCall(slot.id or f"call_{i}", slot.name or "", "".join(slot.arguments))
-            for i, slot in enumerate(self._calls)
-        )
-
-
-_BASE_USAGE = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
-
-
-def parse_usage(raw: Mapping[str, Any]) -> Usage:
-    """A wire ``usage`` object as :class:`Usage`; other integer counts (nested ones flattened) go to ``extra``."""
-    extra: dict[str, int] = {}
-    for key, value in raw.items():
-        if key in _BASE_USAGE:
-            continue
-        if type(value) is int:
-            extra[key] = value
-        elif isinstance(value, dict):
-            for inner, count in value.items():
-                if type(count) is int:
-                    extra.setdefault(inner, count)
-    prompt = int(raw.get("prompt_tokens") or 0)
-    completion = int(raw.get("completion_tokens") or 0)
-    return Usage(prompt, completion, int(raw.get("total_tokens") or prompt + completion), extra)
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if given."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(float(value) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
-def _provider_message(body: bytes) -> str | None:
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(obj, dict):
-        return None
-    error = obj.get("error")
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
-    for value in (error, obj.get("message"), obj.get("detail")):
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def status_error(status: int, headers: Mapping[str, str], body: bytes, provider: str) -> UpstreamStatusError:
-    """The error for an HTTP error status, with the provider's own message when its body has one."""
-    text = body.decode("utf-8", "replace")
-    detail = _provider_message(body) or text[:200].strip() or "no details"
-    return UpstreamStatusError(
-        f"{provider} answered HTTP {status}: {detail}",
-        status_code=status,
-        retry_after=retry_after(headers),
-        provider=provider,
-        body=text[:2000],
-    )
-
-
-_OVERLOAD_WORDS = (
-    "overload",
-    "rate limit",
-    "rate_limit",
-    "capacity",
-    "busy",
-    "unavailable",
-    "resource",
-    "try again",
-    "timeout",
-    "429",
-    "500",
-    "502",
-    "503",
-    "504",
-    "server_error",
-)
-
-
-def stream_error(error: Any, provider: str) -> UpstreamError:
-    """The error for an ``{"error": …}`` object inside a stream; retryable when it reads like overload."""
-    if isinstance(error, dict):
-        message = str(error.get("message") or error)
-        kind = f"{error.get('type') or ''} {error.get('code') or ''}"
-    else:
-        message, kind = str(error), ""
-    haystack = f"{message} {kind}".lower()
-    overloaded = any(word in haystack for word in _OVERLOAD_WORDS)
-    return UpstreamError(
-        f"{provider} reported an error mid-stream: {message}",
-        code="upstream_overloaded" if overloaded else "upstream_stream_error",
-        retryable=overloaded,
-        provider=provider,
-    )
-
-
-def overloaded_finish_error(provider: str) -> UpstreamError:
-    """DeepSeek's ``insufficient_system_resource`` finish: the answer was cut for lack of capacity."""
-    return UpstreamError(
-        f"{provider} stopped the answer: insufficient system resource",
-        code="upstream_overloaded",
-        retryable=True,
-        provider=provider,
-    )

@@ -124,6 +124,31 @@ class Metrics:
         )
         # --- end resilience ---
 
+        # --- flows (kefu.flows, kefu.engine.tasks) ---
+        self.flow_turns = Counter(
+            "kefu_flow_turns_total",
+            "Turns answered by a task flow, by flow and the flow's status after the turn (running or its outcome).",
+            ["flow", "status"],
+            registry=self.registry,
+        )
+        # --- end flows ---
+
+        # --- tools (kefu.tools) ---
+        self.tool_calls = Counter(
+            "kefu_tool_calls_total",
+            "Business tool calls by tool and outcome (ok or the error code).",
+            ["tool", "outcome"],
+            registry=self.registry,
+        )
+        self.tool_seconds = Histogram(
+            "kefu_tool_seconds",
+            "Time a business tool call took, retries included.",
+            ["tool"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # --- end tools ---
+
     def render(self) -> bytes:
         """The exposition text for ``/metrics``."""
         return generate_latest(self.registry)

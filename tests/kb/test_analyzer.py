@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kefu.kb.analyzer import Analyzer, pinyin_keys
+from kefu.kb.analyzer import Analyzer, pinyin_keys, stem
 from kefu.kb.lexicon import DictWord, Lexicon, load_lexicon
 from kefu.kb.report import LoadReport
 
@@ -30,6 +30,23 @@ def test_analyzer_drops_stopwords_and_plural_s() -> None:
     assert analyzer.words("亲，请问一下小铺怎么退货呀？") == ["退货"]
     assert analyzer.words("how do refunds work") == ["refund", "work"]
     assert analyzer.words("does it") == []  # "does" is a stopword, not the plural of "doe"
+
+
+def test_analyzer_reads_a_not_a_questions_as_the_plain_word() -> None:
+    analyzer = Analyzer(Lexicon.build(words=(DictWord("包邮"), DictWord("掉色"))))
+    assert analyzer.words("包不包邮") == analyzer.words("包邮吗") == ["包邮"]
+    assert analyzer.words("发不发海外") == ["发", "海外"]  # not "发 / 不 / 发": no negation in a yes-no question
+    assert analyzer.words("掉不掉色") == ["掉色"]
+    assert analyzer.words("赠品要不要退") == ["赠品", "退"]
+    assert analyzer.words("尺码不合适") == ["尺码", "不", "合适"]  # a real negation stays
+
+
+def test_stem_folds_english_inflections_alike() -> None:
+    assert stem("shipping") == stem("shipped") == stem("ships") == stem("ship") == "ship"
+    assert stem("receive") == stem("received") == stem("receiving")
+    assert stem("orders") == stem("ordered") == "order"
+    assert stem("deliveries") == "delivery"
+    assert stem("yunfei") == "yunfei" and stem("use") == "use" and stem("运费") == "运费"
 
 
 def test_analyzer_grams_cover_characters_and_pinyin() -> None:

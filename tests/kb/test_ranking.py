@@ -87,3 +87,17 @@ def test_index_reads_unknown_pinyin_initials_as_the_word_they_spell() -> None:
     index = Index(entries, Analyzer(Lexicon.build()), Weights())
     assert index.query_terms("jf怎么用").words == ("积分", "用")
     assert index.query_terms("english words").words == ("english", "word")
+
+
+def test_index_reads_full_pinyin_that_the_stemmer_shortened() -> None:
+    # "haoping" ends in "ing": the English stemmer reads it as "haop", which must still spell 好评.
+    entries = [make_entry({"id": "rv", "question": "好评返现怎么领？", "answer": "晒图好评返现5元"})]
+    index = Index(entries, Analyzer(Lexicon.build()), Weights())
+    assert index.query_terms("haoping返现").words[0] == "好评"
+
+
+def test_ranking_a_not_a_question_is_not_a_negation(ask: Ask) -> None:
+    matches, _ = ask("发不发海外")
+    assert matches[0].entry.id == "ship-overseas"
+    matches, _ = ask("怎么还不发货")  # a real negation: not the overseas entry's "发不发海外"
+    assert matches[0].entry.id != "ship-overseas"

@@ -249,3 +249,30 @@ def test_mock_cli_help_shows_example() -> None:
     assert result.exit_code == 0
     assert "Example: kefu mock-llm" in result.output
     assert "--fail-rate" in result.output
+
+
+def test_mock_scripted_tool_calls_and_exact_text(upstream: Upstream) -> None:
+    call = {"name": "start_flow_order_status", "arguments": {"order_id": "DD20261105002"}}
+    reads, _ = read_stream(upstream.url, body("查快递 " + directive(tool_calls=[call])))
+    chunks = [orjson.loads(d) for d in events_of(b"".join(reads)) if d != "[DONE]"]
+    fragments = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])]
+    assert fragments[0]["function"]["name"] == "start_flow_order_status"
+    arguments = "".join(f["function"].get("arguments", "") for f in fragments)
+    assert orjson.loads(arguments) == {"order_id": "DD20261105002"}
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "tool_calls"
+
+    reads, _ = read_stream(upstream.url, body("hi " + directive(text="您好，订单已发货。")))
+    chunks = [orjson.loads(d) for d in events_of(b"".join(reads)) if d != "[DONE]"]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "您好，订单已发货。"
+    whole = httpx.post(
+        upstream.url + "/v1/chat/completions", json=body("x " + directive(tool_calls=[call]), stream=False), timeout=5
+    ).json()
+    assert whole["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "start_flow_order_status"
+
+
+def test_mock_step_rejects_malformed_tool_calls() -> None:
+    with pytest.raises(ValueError, match="tool_calls"):
+        Step.from_json({"tool_calls": [{"arguments": {}}]})
+    with pytest.raises(ValueError, match="text"):
+        Step.from_json({"text": 5})

@@ -62,11 +62,14 @@ class Step:
 
         {"fail": "429", "retry_after": 2, "retry_after_ms": 1500, "after_chunks": 5, "seconds": 3,
          "ttft": 0.1, "tps": 500, "tokens": 40, "chunk_chars": 2, "keepalive": 0.1, "message": "...",
-         "json": true, "finish_reason": "length"}
+         "json": true, "finish_reason": "length", "text": "exact answer",
+         "tool_calls": [{"name": "start_flow_order_status", "arguments": {"order_id": "DD20261105002"}}]}
 
     ``json: true`` answers with a plain ``chat.completion`` even to a streaming request (like ``"fail": "json"``,
     but combinable with ``reasoning`` and ``tool_call``). ``message`` replaces the error text of HTTP failures
-    and ``error_event``; ``finish_reason`` replaces the normal one (``stop`` / ``tool_calls``).
+    and ``error_event``; ``finish_reason`` replaces the normal one (``stop`` / ``tool_calls``). ``text`` is the
+    exact answer (instead of the generated filler); ``tool_calls`` makes the answer those function calls
+    (``arguments`` an object or a JSON string).
     """
 
     fail: str | None = None
@@ -82,6 +85,8 @@ class Step:
     message: str | None = None
     json: bool = False
     finish_reason: str | None = None
+    text: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
     @classmethod
     def from_json(cls, obj: Any) -> Step:
@@ -107,6 +112,13 @@ class Step:
                 raise ValueError("json must be true or false")
             if step.finish_reason is not None and not isinstance(step.finish_reason, str):
                 raise ValueError("finish_reason must be a string")
+            if step.text is not None and not isinstance(step.text, str):
+                raise ValueError("text must be a string")
+            if step.tool_calls is not None and (
+                not isinstance(step.tool_calls, list)
+                or not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in step.tool_calls)
+            ):
+                raise ValueError('tool_calls must be a list of {"name": str, "arguments": object}')
             for name in ("after_chunks", "tokens", "chunk_chars"):
                 value = getattr(step, name)
                 if value is not None and (not isinstance(value, int) or value < 0):

@@ -122,15 +122,15 @@ class StreamResponse(Response):
         """Content frames, finish reason and completion tokens for the step's kind."""
         plan, step = self.plan, self.plan.step
         assert step.tokens is not None and step.chunk_chars is not None
-        if step.fail == "tool_call":
-            fragments = wire.tool_call_fragments()
+        if step.fail == "tool_call" or step.tool_calls is not None:
+            fragments = wire.tool_call_fragments(wire.scripted_calls(step.tool_calls))
             return [frames.tool_call(f) for f in fragments], "tool_calls", len(fragments)
         out: list[bytes] = []
         if step.fail == "reasoning":
             out.extend(frames.reasoning(p) for p in wire.split(wire.REASONING, step.chunk_chars))
-        text = wire.answer_text(plan.question, step.tokens)
+        text = step.text if step.text is not None else wire.answer_text(plan.question, step.tokens)
         out.extend(frames.content(p) for p in wire.split(text, step.chunk_chars))
-        return out, "stop", step.tokens
+        return out, "stop", len(text)
 
     def _usage(self, completion_tokens: int) -> dict[str, object]:
         reasoning = len(wire.REASONING) if self.plan.step.fail == "reasoning" else 0
@@ -195,10 +195,10 @@ class StreamResponse(Response):
         # DeepSeek sends blank lines while a non-streamed request waits; the JSON parser must skip them.
         if not await self._wait(step.seconds if step.fail == "stall" else step.ttft, step.keepalive, b"\n"):
             return
-        tool_calls = step.fail == "tool_call"
+        calls = wire.scripted_calls(step.tool_calls) if step.fail == "tool_call" or step.tool_calls else ()
         reasoning = wire.REASONING if step.fail == "reasoning" else None
-        text = wire.answer_text(plan.question, step.tokens)
-        counts = self._usage(len(wire.TOOL_CALLS) if tool_calls else step.tokens)
+        text = step.text if step.text is not None else wire.answer_text(plan.question, step.tokens)
+        counts = self._usage(len(calls) if calls else len(text))
         body = wire.completion(
             plan.completion_id,
             plan.created,
@@ -206,7 +206,7 @@ class StreamResponse(Response):
             text,
             counts,
             reasoning=reasoning,
-            tool_calls=tool_calls,
+            tool_calls=calls,
             finish_reason=step.finish_reason,
         )
         await self._write(body, more=False)

@@ -89,12 +89,26 @@ class Frames:
         return self._usage_head + orjson.dumps(counts) + b"}\n\n"
 
 
-def tool_call_fragments() -> list[dict[str, Any]]:
-    """The mock's tool calls as stream fragments: id and name first, then the arguments in three pieces."""
+ToolCalls = tuple[tuple[str, str, Any], ...]
+
+
+def scripted_calls(calls: list[dict[str, Any]] | None) -> ToolCalls:
+    """A step's ``tool_calls`` (``[{"name", "arguments"}]``) as (id, name, arguments); the built-in pair if None."""
+    if calls is None:
+        return TOOL_CALLS
+    return tuple((f"call_mock_{i}", c["name"], c.get("arguments", {})) for i, c in enumerate(calls))
+
+
+def _arguments(args: Any) -> str:
+    return args if isinstance(args, str) else orjson.dumps(args).decode()
+
+
+def tool_call_fragments(calls: ToolCalls = TOOL_CALLS) -> list[dict[str, Any]]:
+    """Tool calls as stream fragments: id and name first, then the arguments in three pieces."""
     out: list[dict[str, Any]] = []
-    for index, (call_id, name, args) in enumerate(TOOL_CALLS):
+    for index, (call_id, name, args) in enumerate(calls):
         out.append({"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}})
-        text = orjson.dumps(args).decode()
+        text = _arguments(args)
         step = max(1, len(text) // 3 + 1)
         out.extend({"index": index, "function": {"arguments": part}} for part in split(text, step))
     return out
@@ -113,7 +127,7 @@ def completion(
     counts: dict[str, Any],
     *,
     reasoning: str | None = None,
-    tool_calls: bool = False,
+    tool_calls: ToolCalls = (),
     finish_reason: str | None = None,
 ) -> bytes:
     """A whole non-streamed ``chat.completion`` body."""
@@ -122,8 +136,8 @@ def completion(
         message["reasoning_content"] = reasoning
     if tool_calls:
         message["tool_calls"] = [
-            {"id": cid, "type": "function", "function": {"name": name, "arguments": orjson.dumps(args).decode()}}
-            for cid, name, args in TOOL_CALLS
+            {"id": cid, "type": "function", "function": {"name": name, "arguments": _arguments(args)}}
+            for cid, name, args in tool_calls
         ]
     body = {
         "id": completion_id,

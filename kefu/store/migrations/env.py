@@ -14,6 +14,7 @@ from alembic import context
 from sqlalchemy import Connection, text
 
 import kefu.kb.models  # noqa: F401  (registers the knowledge-base tables on Base.metadata)
+import kefu.store.flow_models  # noqa: F401  (registers the flow tables)
 from kefu.store.models import Base
 
 # Any constant works; it only has to be the same for every kefu process migrating one database.

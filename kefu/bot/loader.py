@@ -1,0 +1,141 @@
+"""Load and check a bot directory: system prompt, canned texts, tools, flows and knowledge-base files.
+
+``kefu bot check DIR`` and server start-up run the same :func:`load_bot`, so a bot that passes the check is
+one the server accepts, and a bot the server refuses fails the check with the same report.
+
+Layout::
+
+    <bot>/system_prompt.md   persona and rules for the model
+    <bot>/texts.yaml         canned texts (``apology``, ``suggest_intro``), optional
+    <bot>/tools/*.yaml       business tools (docs/tools.md)
+    <bot>/flows/*.yaml       task flows (docs/flows.md)
+    <bot>/kb/…               knowledge base (docs/kb.md)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+
+from kefu.bot.problems import Problems
+from kefu.engine.answering import CannedTexts
+from kefu.engine.prompts import DEFAULT_PROMPT
+from kefu.flows.engine import FlowEngine
+from kefu.flows.spec import FlowSet, load_flows
+from kefu.kb.botdir import kb_dir, load_bot_content
+from kefu.kb.lexicon import load_lexicon
+from kefu.kb.report import LoadReport
+from kefu.obs.metrics import Metrics
+from kefu.tools.registry import ToolRegistry
+
+_TEXT_KEYS = ("apology", "suggest_intro")
+
+
+@dataclass(slots=True)
+class Bot:
+    """A loaded bot directory."""
+
+    directory: Path
+    system_prompt: str
+    texts: CannedTexts
+    tools: ToolRegistry
+    flows: FlowSet
+    engine: FlowEngine
+    fingerprint: str
+
+    async def aclose(self) -> None:
+        """Close the tools' HTTP client."""
+        await self.tools.aclose()
+
+
+def _texts(path: Path, problems: Problems) -> CannedTexts:
+    if not path.exists():
+        return CannedTexts()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problems.error(path, f"not valid YAML: {getattr(exc, 'problem', exc)}", mark.line + 1 if mark else None)
+        return CannedTexts()
+    if not isinstance(data, dict):
+        problems.error(path, "must be a mapping of text names to texts")
+        return CannedTexts()
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        if key not in _TEXT_KEYS:
+            problems.error(path, f"unknown text {key!r} (known: {', '.join(_TEXT_KEYS)})")
+        elif isinstance(value, dict):  # {zh: …, en: …}: both shown, Chinese first
+            values[key] = "\n".join(str(v) for v in value.values() if v)
+        elif not isinstance(value, str) or not value.strip():
+            problems.error(path, f"text {key!r} must be a non-empty string or {{zh: …, en: …}}")
+        else:
+            values[key] = value
+    return CannedTexts(**values)
+
+
+def _prompt(bot_dir: Path) -> str:
+    path = bot_dir / "system_prompt.md"
+    text = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    return text or DEFAULT_PROMPT
+
+
+def _kb_problems(bot_dir: Path, problems: Problems) -> None:
+    report = load_bot_content(bot_dir).report
+    for p in report.problems:
+        message = p.reason if p.skipped else p.reason
+        if p.skipped:
+            problems.error(Path(p.file), f"row skipped: {message}", p.line or None)
+        else:
+            problems.warning(Path(p.file), message, p.line or None)
+
+
+def fingerprint(bot_dir: Path) -> str:
+    """A digest of every file of the bot (names and bytes): changes whenever the bot does."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in bot_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(bot_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def load_bot(
+    bot_dir: Path,
+    *,
+    env: Mapping[str, str],
+    allow_hosts: list[str],
+    metrics: Metrics | None = None,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    check_kb: bool = False,
+) -> tuple[Bot | None, Problems]:
+    """The bot in ``bot_dir`` and everything wrong with it; no bot when there is any error.
+
+    ``check_kb`` also reports knowledge-base rows that would be skipped (the server loads the knowledge base
+    on its own and reports those in its log).
+    """
+    problems = Problems()
+    if not bot_dir.is_dir():
+        problems.error(bot_dir, "bot directory does not exist (KEFU_BOT_DIR)")
+        return None, problems
+    texts = _texts(bot_dir / "texts.yaml", problems)
+    tools = ToolRegistry.load(bot_dir, problems, env=env, allow_hosts=allow_hosts, metrics=metrics, mounts=mounts)
+    lexicon = load_lexicon(kb_dir(bot_dir), LoadReport())
+    flows = load_flows(bot_dir, problems, tools.risks(), lexicon=lexicon)
+    if check_kb:
+        _kb_problems(bot_dir, problems)
+    engine = FlowEngine(flows, tools)
+    if not problems.errors:
+        engine.warm()  # build the trigger index now, not in the first turn
+    bot = Bot(
+        directory=bot_dir,
+        system_prompt=_prompt(bot_dir),
+        texts=texts,
+        tools=tools,
+        flows=flows,
+        engine=engine,
+        fingerprint=fingerprint(bot_dir),
+    )
+    return (None if problems.errors else bot), problems

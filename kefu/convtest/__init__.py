@@ -1,0 +1,1 @@
+"""``kefu test``: scripted conversations (YAML) run against a bot directory in process."""

@@ -1,0 +1,170 @@
+"""The conversation-test file format (docs/conversation-tests.md), parsed with line numbers for reports.
+
+::
+
+    bot: ../mybot                # optional; relative to this file (default: --bot-dir / KEFU_BOT_DIR)
+    merchant: demo               # demo: the bundled demo shop API in process; none: only real tools and stubs
+    stubs:                       # replace tools by canned results (a list: one per call, the last repeats)
+      track_parcel: {ok: false, error: unavailable}
+    conversations:
+      - name: 查物流
+        user: alice              # optional user id (default: a fresh one per conversation)
+        turns:
+          - user: 我的快递到哪了
+            expect: {source: flow, flow: order_status, reply_contains: 订单号}
+          - restart: true        # stop and rebuild the server in the middle of the conversation
+          - user: "1234"
+            expect:
+              tool_called: {name: verify_phone, with: {phone_last4: "1234"}}
+              slot: {phone_last4: "1234"}
+              flow_ended: completed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+EXPECT_KEYS = frozenset(
+    {
+        "reply_contains",
+        "reply_not_contains",
+        "source",
+        "flow",
+        "flow_ended",
+        "slot",
+        "tool_called",
+        "tool_not_called",
+        "handoff",
+        "handoff_offered",
+        "error",
+    }
+)
+
+
+class SpecError(ValueError):
+    """A test file that cannot be run; the message names the file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One user message (or a restart) and what must be true after the bot answered it."""
+
+    line: int
+    user: str | None = None
+    restart: bool = False
+    expect: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A named conversation of one user."""
+
+    name: str
+    line: int
+    steps: tuple[Step, ...]
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TestFile:
+    """A parsed test file."""
+
+    path: Path
+    bot_dir: Path | None
+    merchant: Literal["demo", "none"]
+    stubs: dict[str, list[dict[str, Any]]]
+    conversations: tuple[Conversation, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """Keeps the line of every mapping under the key ``__line__``."""
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[str, Any]:
+    value = {str(k): v for k, v in loader.construct_mapping(node, deep=True).items()}
+    value["__line__"] = node.start_mark.line + 1
+    return value
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k != "__line__"}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def _fail(path: Path, line: int | None, message: str) -> SpecError:
+    return SpecError(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+
+
+def _step(path: Path, raw: Any, fallback: int) -> Step:
+    if not isinstance(raw, dict):
+        raise _fail(path, fallback, "a turn must be a mapping with 'user' (and 'expect') or 'restart: true'")
+    line = raw.get("__line__", fallback)
+    unknown = set(raw) - {"user", "restart", "expect", "__line__"}
+    if unknown:
+        raise _fail(path, line, f"unknown turn key(s) {sorted(unknown)}: use user, expect, restart")
+    if raw.get("restart"):
+        return Step(line=line, restart=True)
+    user = raw.get("user")
+    if user is None:
+        raise _fail(path, line, "a turn needs 'user: <message>' or 'restart: true'")
+    expect = raw.get("expect") or {}
+    if not isinstance(expect, dict):
+        raise _fail(path, line, "'expect' must be a mapping")
+    bad = set(expect) - EXPECT_KEYS - {"__line__"}
+    if bad:
+        raise _fail(path, line, f"unknown expectation(s) {sorted(bad)}; known: {', '.join(sorted(EXPECT_KEYS))}")
+    return Step(line=line, user=str(user), expect=_strip(expect))
+
+
+def parse(path: Path) -> TestFile:
+    """Read and check a test file; :class:`SpecError` names the first problem with its line."""
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise _fail(path, mark.line + 1 if mark else None, f"not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise _fail(path, None, f"cannot read: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("conversations"), list):
+        raise _fail(path, None, "expected a mapping with a 'conversations' list")
+    bot = data.get("bot")
+    merchant = data.get("merchant", "demo")
+    if merchant not in ("demo", "none"):
+        raise _fail(path, data.get("__line__"), "merchant must be 'demo' or 'none'")
+    stubs: dict[str, list[dict[str, Any]]] = {}
+    for name, value in _strip(data.get("stubs") or {}).items():
+        results = value if isinstance(value, list) else [value]
+        if not results or not all(isinstance(r, dict) for r in results):
+            raise _fail(path, None, f"stub {name!r} must be a result mapping or a list of them")
+        stubs[str(name)] = results
+    conversations = []
+    for index, raw in enumerate(data["conversations"]):
+        if not isinstance(raw, dict) or not isinstance(raw.get("turns"), list) or not raw["turns"]:
+            raise _fail(path, getattr(raw, "get", lambda *_: None)("__line__"), "a conversation needs 'turns'")
+        line = raw.get("__line__", 0)
+        steps = tuple(_step(path, t, line) for t in raw["turns"])
+        conversations.append(
+            Conversation(
+                name=str(raw.get("name") or f"conversation {index + 1}"),
+                line=line,
+                steps=steps,
+                user=str(raw["user"]) if raw.get("user") is not None else None,
+            )
+        )
+    return TestFile(
+        path=path,
+        bot_dir=(path.parent / bot).resolve() if bot else None,
+        merchant=merchant,
+        stubs=stubs,
+        conversations=tuple(conversations),
+    )

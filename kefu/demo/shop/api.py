@@ -1,0 +1,175 @@
+"""The demo shop's merchant API (FastAPI router), what the demo bot's tools call.
+
+GET endpoints take the user as ``?user_id=``, POST/PATCH as a JSON field. Someone else's order answers 404
+like an order that does not exist. Errors are ``{"error": code}``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from kefu.api.errors import install_error_handlers
+from kefu.demo.shop.data import CHINA, STATUS_TEXT, Order, Product, ShopStore
+from kefu.errors import AuthError
+
+UserId = Annotated[str, Query(min_length=1, max_length=200)]
+
+
+class VerifyPhone(BaseModel):
+    """Body of ``POST /orders/{order_id}/verify-phone``."""
+
+    user_id: str = Field(min_length=1, max_length=200)
+    phone_last4: str = Field(pattern=r"^\d{4}$")
+
+
+class NewReturn(BaseModel):
+    """Body of ``POST /returns``."""
+
+    user_id: str = Field(min_length=1, max_length=200)
+    order_id: str = Field(min_length=1, max_length=40)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class NewAddress(BaseModel):
+    """Body of ``PATCH /orders/{order_id}/address``."""
+
+    user_id: str = Field(min_length=1, max_length=200)
+    address: str = Field(min_length=5, max_length=200)
+
+
+def _error(status: int, code: str) -> JSONResponse:
+    return JSONResponse({"error": code}, status_code=status)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.astimezone(CHINA).isoformat() if value else None
+
+
+def _product(p: Product) -> dict[str, Any]:
+    return {"sku": p.sku, "name": p.name, "price": p.price, "stock": p.stock, "description": p.description}
+
+
+def _order(o: Order) -> dict[str, Any]:
+    return {
+        "order_id": o.order_id,
+        "status": o.status,
+        "status_text": STATUS_TEXT[o.status],
+        "items": [{"sku": p.sku, "name": p.name, "qty": qty, "price": p.price} for p, qty in o.items],
+        "total": o.total,
+        "address": o.address,
+        "created_at": _time(o.created_at),
+        "shipped_at": _time(o.shipped_at),
+        "delivered_at": _time(o.delivered_at),
+    }
+
+
+def create_shop_router(store: ShopStore, token: str | None = None) -> APIRouter:
+    """The API over ``store``. With ``token`` set, every request needs ``Authorization: Bearer <token>``."""
+
+    async def check_token(authorization: Annotated[str | None, Header()] = None) -> None:
+        if token and not secrets.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
+            raise AuthError("the demo shop API needs its bearer token")
+
+    router = APIRouter(tags=["demo shop"], dependencies=[Depends(check_token)])
+
+    @router.get("/orders", summary="The user's orders, newest first")
+    async def list_orders(user_id: UserId) -> dict[str, Any]:
+        orders = sorted(store.orders(user_id).values(), key=lambda o: o.created_at, reverse=True)
+        return {
+            "orders": [
+                {
+                    "order_id": o.order_id,
+                    "status": o.status,
+                    "status_text": STATUS_TEXT[o.status],
+                    "created_at": _time(o.created_at),
+                    "items_summary": o.items_summary,
+                }
+                for o in orders
+            ]
+        }
+
+    @router.get("/orders/{order_id}", summary="One order")
+    async def get_order(order_id: str, user_id: UserId) -> Any:
+        order = store.order(user_id, order_id)
+        return _order(order) if order else _error(404, "not_found")
+
+    @router.post("/orders/{order_id}/verify-phone", summary="Does the phone number on file end with these digits?")
+    async def verify_phone(order_id: str, body: VerifyPhone) -> Any:
+        order = store.order(body.user_id, order_id)
+        if order is None:
+            return _error(404, "not_found")
+        return {"verified": store.phone_on_file.endswith(body.phone_last4)}
+
+    @router.get("/orders/{order_id}/parcel", summary="Carrier, tracking number and tracking events")
+    async def parcel(order_id: str, user_id: UserId) -> Any:
+        order = store.order(user_id, order_id)
+        if order is None:
+            return _error(404, "not_found")
+        events = [{"time": _time(e.time), "location": e.location, "description": e.description} for e in order.events]
+        shipped = order.shipped_at is not None
+        return {
+            "shipped": shipped,
+            "carrier": order.carrier,
+            "tracking_no": order.tracking_no,
+            "status_text": STATUS_TEXT[order.status] if shipped else "商家备货中，尚未发货",
+            "latest": events[0] if events else None,
+            "events": events,
+        }
+
+    @router.get("/orders/{order_id}/return-eligibility", summary="Can this order be returned now?")
+    async def return_eligibility(order_id: str, user_id: UserId) -> Any:
+        order = store.order(user_id, order_id)
+        if order is None:
+            return _error(404, "not_found")
+        reason, deadline = store.return_check(order)
+        return {"eligible": reason == "ok", "reason": reason, "deadline": _time(deadline)}
+
+    @router.post("/returns", status_code=201, summary="Open a return request")
+    async def create_return(body: NewReturn) -> Any:
+        order = store.order(body.user_id, body.order_id)
+        if order is None:
+            return _error(404, "not_found")
+        reason, return_id = store.create_return(order)
+        if return_id is None:
+            return _error(409, reason)
+        return {
+            "return_id": return_id,
+            "status": "submitted",
+            "status_text": "已提交，等待审核",
+            "refund_amount": order.total,
+        }
+
+    @router.patch("/orders/{order_id}/address", summary="Change the delivery address before shipping")
+    async def change_address(order_id: str, body: NewAddress) -> Any:
+        order = store.order(body.user_id, order_id)
+        if order is None:
+            return _error(404, "not_found")
+        if order.status != "paid":
+            return _error(409, "already_shipped")
+        order.address = body.address.strip()
+        return {"order_id": order.order_id, "address": order.address}
+
+    @router.get("/products", summary="The catalog")
+    async def products() -> dict[str, Any]:
+        return {"products": [_product(p) for p in store.products]}
+
+    @router.get("/products/{sku}", summary="One product")
+    async def product(sku: str) -> Any:
+        found = store.product(sku)
+        return _product(found) if found else _error(404, "not_found")
+
+    return router
+
+
+def create_shop_app(store: ShopStore | None = None, *, token: str | None = None, prefix: str = "") -> FastAPI:
+    """The shop API as an app of its own under ``prefix`` (for tests and ``httpx.ASGITransport`` mounts)."""
+    app = FastAPI(title="kefu demo shop")
+    install_error_handlers(app)
+    app.include_router(create_shop_router(store or ShopStore(), token), prefix=prefix)
+    return app

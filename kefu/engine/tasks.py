@@ -1,0 +1,133 @@
+"""The flow step of a turn: continue the session's running flow, or start one the text (or the model) asks for.
+
+Flow state is read at the start of the turn and written back before the answer is stored, so a restart or
+another replica continues at the same step. The flow engine itself is pure (``kefu.flows``); this module only
+wires it to the session's storage, the knowledge base (for digressions) and the handoff record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kefu.engine.knowledge import Knowledge
+from kefu.flows.engine import FlowContext, FlowEngine, FlowReply
+from kefu.flows.texts import detect_lang
+from kefu.llm.base import ToolCall, ToolSpec
+from kefu.obs.logging import get_logger
+from kefu.obs.metrics import Metrics
+from kefu.store.flowstate import FlowStates
+
+log = get_logger("kefu.flow")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRef:
+    """The turn a flow step runs in."""
+
+    turn_id: str
+    session_id: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReply:
+    """A flow's answer to the turn and what the ``done`` event says about it."""
+
+    text: str
+    flow: str
+    status: str  # "running" or the outcome: completed, cancelled, handoff, failed
+    extra: dict[str, Any]
+
+
+class Tasks:
+    """Routes turns into flows and keeps each session's flow state."""
+
+    def __init__(self, engine: FlowEngine, states: FlowStates, knowledge: Knowledge, metrics: Metrics) -> None:
+        self._engine = engine
+        self._states = states
+        self._knowledge = knowledge
+        self._metrics = metrics
+        self.observers: list[Callable[[TurnRef, FlowReply], None]] = []  # e.g. ``kefu test`` watching tool calls
+
+    @property
+    def engine(self) -> FlowEngine:
+        """The flow engine in use (replaced wholesale on bot reload)."""
+        return self._engine
+
+    def functions(self) -> list[ToolSpec]:
+        """The flows, offered to a model as functions it may call to start one."""
+        return self._engine.functions()
+
+    async def continue_or_route(self, turn: TurnRef, text: str) -> TaskReply | None:
+        """The flow's reply if a flow is running or the text starts one without a model; else None."""
+        state = await self._states.get(turn.session_id)
+        ctx = self._context(turn, text)
+        if state is not None:
+            reply = await self._engine.handle(state, text, ctx)
+            return await self._finish(turn, reply, how="continued")
+        match = self._engine.route(text)
+        if match is None:
+            return None
+        reply = await self._engine.start(match.flow, text, ctx)
+        return await self._finish(turn, reply, how="rules")
+
+    async def start_from_model(self, turn: TurnRef, text: str, calls: tuple[ToolCall, ...]) -> TaskReply | None:
+        """Start the flow a model chose (its extracted slots validated by the flow's own rules), if any."""
+        for call in calls:
+            parsed = self._engine.parse_function_call(call.name, call.arguments)
+            if parsed is None:
+                log.warning("model_called_unknown_function", turn_id=turn.turn_id, function=call.name)
+                continue
+            name, slots = parsed
+            reply = await self._engine.start(name, text, self._context(turn, text), slots=slots)
+            return await self._finish(turn, reply, how="model")
+        return None
+
+    def _context(self, turn: TurnRef, text: str) -> FlowContext:
+        return FlowContext(
+            user_id=turn.user_id,
+            session_id=turn.session_id,
+            turn_id=turn.turn_id,
+            lang=detect_lang(text),
+            faq=self._faq,
+        )
+
+    async def _faq(self, text: str) -> str | None:
+        if not self._knowledge.available:
+            return None
+        found = await self._knowledge.search(text)
+        return found.direct.text if found.direct is not None else None
+
+    async def _finish(self, turn: TurnRef, reply: FlowReply, *, how: str) -> TaskReply:
+        for observe in self.observers:
+            observe(turn, reply)
+        if reply.state is None:
+            await self._states.clear(turn.session_id)
+        else:
+            await self._states.put(turn.session_id, turn.user_id, reply.flow, reply.state)
+        status = reply.outcome or "running"
+        extra: dict[str, Any] = {"flow": {"name": reply.flow, "status": status}}
+        if reply.handoff is not None:
+            record = await self._states.record_handoff(
+                session_id=turn.session_id,
+                user_id=turn.user_id,
+                turn_id=turn.turn_id,
+                flow=reply.flow,
+                reason=reply.handoff.reason,
+                summary=dict(reply.slots),
+            )
+            extra["handoff"] = {"id": record.id}
+        if reply.handoff_offered:
+            extra["handoff_offered"] = True
+        self._metrics.flow_turns.labels(flow=reply.flow, status=status).inc()
+        log.info(
+            "flow_turn",
+            turn_id=turn.turn_id,
+            flow=reply.flow,
+            status=status,
+            routed_by=how,
+            tools=[(c.name, c.ok, c.error) for c in reply.tool_calls],
+        )
+        return TaskReply(reply.text, reply.flow, status, extra)

@@ -1,0 +1,181 @@
+"""Where a session's running flow lives between turns, and the handoff requests flows record.
+
+SQL is the truth (a restart, or another replica, continues the flow at the same step); a hot copy (Redis when
+configured, else this process's memory) saves the read on every turn. Writes go to SQL first, then the hot copy,
+so a reader never sees a hot state that SQL would contradict after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kefu.store.flow_models import FlowStateRow, HandoffRow
+
+STATES = cast(Table, FlowStateRow.__table__)
+HANDOFFS = cast(Table, HandoffRow.__table__)
+_NONE = b""  # the hot copy's "this session has no running flow"
+_MEMORY_SLOTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffRecord:
+    """A recorded request for a human agent."""
+
+    id: str
+    session_id: str
+    user_id: str
+    turn_id: str
+    flow: str | None
+    reason: str
+    summary: dict[str, Any]
+    status: str
+    created_at: datetime
+
+
+class FlowStates:
+    """The running flow of each session (one at most) and the handoff requests."""
+
+    def __init__(self, engine: AsyncEngine, *, redis: Redis | None = None, prefix: str = "kefu", ttl: int = 1800):
+        self._engine = engine
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl = ttl
+        self._memory: OrderedDict[str, bytes] = OrderedDict()
+
+    def _key(self, session_id: str) -> str:
+        return f"{self._prefix}:flow:{{{session_id}}}"
+
+    async def get(self, session_id: str) -> dict[str, Any] | None:
+        """The snapshot of the session's running flow, or None."""
+        hot = await self._hot_get(session_id)
+        if hot is not None:
+            return json.loads(hot) if hot != _NONE else None
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(STATES.c.state).where(STATES.c.session_id == session_id))).first()
+        raw = row[0].encode() if row is not None else _NONE
+        await self._hot_set(session_id, raw)
+        return json.loads(raw) if raw != _NONE else None
+
+    async def put(self, session_id: str, user_id: str, flow: str, state: dict[str, Any]) -> None:
+        """Save the snapshot after a turn that left the flow running."""
+        raw = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+        values = {
+            "session_id": session_id,
+            "user_id": user_id,
+            "flow": flow,
+            "state": raw,
+            "updated_at": datetime.now(UTC),
+        }
+        dialect = self._engine.dialect.name
+        stmt: Any
+        if dialect == "postgresql":
+            stmt = postgresql.insert(STATES).values(values)
+        else:
+            stmt = sqlite.insert(STATES).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[STATES.c.session_id],
+            set_={"flow": flow, "state": raw, "updated_at": values["updated_at"], "user_id": user_id},
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+        await self._hot_set(session_id, raw.encode())
+
+    async def clear(self, session_id: str) -> None:
+        """Forget the session's running flow (it ended, or the session was deleted)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(STATES).where(STATES.c.session_id == session_id))
+        await self._hot_set(session_id, _NONE)
+
+    async def record_handoff(
+        self,
+        *,
+        session_id: str,
+        user_id: str,
+        turn_id: str,
+        flow: str | None,
+        reason: str,
+        summary: dict[str, Any],
+    ) -> HandoffRecord:
+        """Record a request for a human agent (status ``open``)."""
+        record = HandoffRecord(
+            id=f"ho_{uuid.uuid4().hex[:20]}",
+            session_id=session_id,
+            user_id=user_id,
+            turn_id=turn_id,
+            flow=flow,
+            reason=reason,
+            summary=summary,
+            status="open",
+            created_at=datetime.now(UTC),
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(HANDOFFS).values(
+                    id=record.id,
+                    session_id=session_id,
+                    user_id=user_id,
+                    turn_id=turn_id,
+                    flow=flow,
+                    reason=reason,
+                    summary=json.dumps(summary, ensure_ascii=False),
+                    status=record.status,
+                    created_at=record.created_at,
+                )
+            )
+        return record
+
+    async def handoffs(self, *, session_id: str | None = None, status: str | None = None) -> list[HandoffRecord]:
+        """Recorded handoff requests, oldest first."""
+        query = select(HANDOFFS).order_by(HANDOFFS.c.created_at)
+        if session_id is not None:
+            query = query.where(HANDOFFS.c.session_id == session_id)
+        if status is not None:
+            query = query.where(HANDOFFS.c.status == status)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            HandoffRecord(
+                id=r["id"],
+                session_id=r["session_id"],
+                user_id=r["user_id"],
+                turn_id=r["turn_id"],
+                flow=r["flow"],
+                reason=r["reason"],
+                summary=json.loads(r["summary"]),
+                status=r["status"],
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
+
+    async def aclose(self) -> None:
+        """Close the SQL pool (Redis belongs to the caller)."""
+        await self._engine.dispose()
+
+    async def _hot_get(self, session_id: str) -> bytes | None:
+        if self._redis is not None:
+            value = await self._redis.get(self._key(session_id))
+            return cast(bytes | None, value)
+        value = self._memory.get(session_id)
+        if value is not None:
+            self._memory.move_to_end(session_id)
+        return value
+
+    async def _hot_set(self, session_id: str, raw: bytes) -> None:
+        if self._redis is not None:
+            await self._redis.set(self._key(session_id), raw, ex=self._ttl)
+            return
+        self._memory[session_id] = raw
+        self._memory.move_to_end(session_id)
+        while len(self._memory) > _MEMORY_SLOTS:
+            self._memory.popitem(last=False)
