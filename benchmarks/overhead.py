@@ -12,7 +12,8 @@ load on the machine does not inflate them).
 with ``git archive <rev> | tar -x -C DIR``) and interleaves it round by round, for a before/after table from one
 run; ``--tree DIR`` imports the kefu under test (the "after") from a tree the same way. ``--profile FILE``
 samples that server with py-spy (in the dev extra) during the whole run and writes collapsed stacks to
-``FILE``, then prints the most expensive functions.
+``FILE``, then prints the most expensive functions (sampling costs the profiled server CPU: take the CPU
+columns from a run without ``--profile``).
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling ``pid`` into collapsed stacks at ``out`` until terminated."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen(
-        [py_spy, "record", "--pid", str(pid), "--rate", "500", "--gil", "--format", "raw", "--output", str(out)],
+        [py_spy, "record", "--pid", str(pid), "--rate", "500", "--gil", "--nonblocking", "--format", "raw"]
+        + ["--output", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -13,12 +13,14 @@ PY="${PYTHON:-python3}"
 # those tests skip with the reason shown (and fail under CI=true).
 browser_pkgs=""
 [ -x /usr/bin/chromium ] || browser_pkgs="chromium"
+# Deployment tests (tests/deploy) run two replicas behind Debian's nginx (/usr/sbin/nginx).
+[ -x /usr/sbin/nginx ] || browser_pkgs="$browser_pkgs nginx"
 { command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list :lang=zh 2>/dev/null)" ]; } || browser_pkgs="$browser_pkgs fonts-noto-cjk"
 if [ -n "${browser_pkgs// /}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   # shellcheck disable=SC2086 # word splitting of the package list is intended
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q $browser_pkgs >/dev/null 2>&1 \
     || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $browser_pkgs >/dev/null 2>&1; } \
-    || echo "note: could not install$browser_pkgs with apt-get; browser tests may be skipped" >&2
+    || echo "note: could not install$browser_pkgs with apt-get; browser/deployment tests may be skipped" >&2
 fi
 .venv/bin/ruff check kefu tests benchmarks
 .venv/bin/ruff format --check kefu tests benchmarks

@@ -18,8 +18,8 @@ app = typer.Typer(
     help="Bot directory: check it, reload it on a running server.\n\nExample: kefu bot check ./mybot",
     no_args_is_help=True,
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 @app.command("check")

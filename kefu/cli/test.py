@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kefu.config import Settings
@@ -18,6 +20,7 @@ from kefu.obs.logging import configure_logging
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
+_PIPE_WIDTH = 160
 
 
 def _files(paths: list[Path]) -> list[Path]:
@@ -55,21 +58,30 @@ def test(
 
     Example: kefu test kefu/demo/tests
     """
-    configure_logging("warning", json=False)
+    # The report is the table: tool warnings (a stubbed failure is expected) and "no model configured" are noise.
+    configure_logging("warning" if verbose else "error", json=False)
+    if not out.is_terminal:
+        out.width = max(out.width, _PIPE_WIDTH)  # a log file or CI: don't squeeze replies into 80 columns
     settings = Settings() if bot_dir is None else Settings(bot_dir=bot_dir)
     files = _files(paths or [settings.bot_dir / "tests"])
     if not files:
         err.print("[red]no test files (*.yaml) found[/red]")
         raise typer.Exit(2)
-    all_results: list[tuple[Path, StepResult]] = []
-    for path in files:
+    specs = []
+    for path in files:  # every file is checked before anything runs
         try:
-            spec = parse(path)
+            specs.append(parse(path))
         except SpecError as exc:
-            err.print(f"[red]{exc}[/red]")
+            err.print(f"[red]{exc}[/red]", soft_wrap=True)
             raise typer.Exit(2) from exc
-        results = asyncio.run(ConversationRunner(spec, bot_dir=bot_dir, base=settings).run())
-        all_results.extend((path, r) for r in results)
+    all_results: list[tuple[Path, StepResult]] = []
+    for spec in specs:
+        try:
+            results = asyncio.run(ConversationRunner(spec, bot_dir=bot_dir, base=settings).run())
+        except SpecError as exc:
+            err.print(f"[red]{exc}[/red]", soft_wrap=True)
+            raise typer.Exit(2) from exc
+        all_results.extend((spec.path, r) for r in results)
     failed = [(p, r) for p, r in all_results if not r.passed]
     if as_json:
         rows = [
@@ -84,35 +96,62 @@ def test(
             }
             for p, r in all_results
         ]
-        out.print_json(json.dumps({"passed": not failed, "steps": rows}, ensure_ascii=False))
+        sys.stdout.write(json.dumps({"passed": not failed, "steps": rows}, ensure_ascii=False, indent=2) + "\n")
     else:
         _table(all_results, verbose)
+        if not verbose:  # the verbose table shows them in place
+            _failures(failed)
     conversations = {(p, r.conversation) for p, r in all_results}
     bad = {(p, r.conversation) for p, r in failed}
-    summary = f"{len(conversations) - len(bad)}/{len(conversations)} conversations passed, {len(failed)} failed step(s)"
+    steps = sum(1 for _, r in all_results if r.user is not None)
+    summary = (
+        f"{len(conversations) - len(bad)}/{len(conversations)} conversations passed "
+        f"({steps} messages in {len(specs)} file(s)), {len(failed)} failed step(s)"
+    )
     err.print(f"[{'red' if failed else 'green'}]{summary}[/]")
     if failed:
         raise typer.Exit(1)
 
 
 def _table(results: list[tuple[Path, StepResult]], verbose: bool) -> None:
-    table = Table(show_lines=False)
-    for column in ("", "where", "conversation", "user says", "result"):
-        table.add_column(column, overflow="fold")
+    """One row per conversation (✓/✗ and how many steps passed); with ``verbose`` one row per step and the reply."""
+    table = Table(show_lines=verbose)
+    table.add_column("", no_wrap=True)
+    table.add_column("where", no_wrap=True)
+    table.add_column("conversation", ratio=2, overflow="fold")
+    if verbose:
+        table.add_column("user says", ratio=2, overflow="fold")
+        table.add_column("bot", ratio=5, overflow="fold")
+        for path, r in results:
+            said = escape(r.user) if r.user is not None else "[dim](restart)[/dim]"
+            detail = "".join(f"[red]{escape(f)}[/red]\n" for f in r.failures)
+            table.add_row(
+                _mark(r.passed), f"{path.name}:{r.line}", escape(r.conversation), said, detail + escape(r.reply)
+            )
+        out.print(table)
+        return
+    table.add_column("steps", no_wrap=True, justify="right")
+    by_conv: dict[tuple[Path, str], list[StepResult]] = {}
     for path, r in results:
-        if r.passed and not verbose:
-            continue
-        mark = "[green]✓[/]" if r.passed else "[red]✗[/]"
-        said = r.user if r.user is not None else "(restart)"
-        detail = "\n".join(r.failures) if r.failures else ""
-        if verbose or r.failures:
-            detail = (detail + "\n" if detail else "") + f"[dim]bot: {r.reply[:300]}[/dim]"
-        table.add_row(mark, f"{path.name}:{r.line}", r.conversation, said, detail)
-    by_conv: dict[tuple[Path, str], bool] = {}
-    for path, r in results:
-        by_conv[(path, r.conversation)] = by_conv.get((path, r.conversation), True) and r.passed
-    if not verbose:
-        for (path, name), ok in by_conv.items():
-            if ok:
-                table.add_row("[green]✓[/]", path.name, name, "", "all steps passed")
+        by_conv.setdefault((path, r.conversation), []).append(r)
+    for (path, name), steps in by_conv.items():
+        passed = sum(1 for r in steps if r.passed)
+        table.add_row(
+            _mark(passed == len(steps)), f"{path.name}:{steps[0].line}", escape(name), f"{passed}/{len(steps)}"
+        )
     out.print(table)
+
+
+def _failures(failed: list[tuple[Path, StepResult]]) -> None:
+    """Each failed step: where, what the user said, which expectations broke, and the bot's whole reply."""
+    for path, r in failed:
+        said = r.user if r.user is not None else "(restart)"
+        out.print(f"\n[red]✗[/red] [bold]{escape(f'{path}:{r.line}')}[/bold]  {escape(r.conversation)}")
+        out.print(f"  user: {escape(said)}")
+        for failure in r.failures:
+            out.print(f"  [red]- {escape(failure)}[/red]")
+        out.print(f"  [dim]bot: {escape(r.reply)}[/dim]")
+
+
+def _mark(passed: bool) -> str:
+    return "[green]✓[/]" if passed else "[red]✗[/]"

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from kefu.config import Settings
-from kefu.convtest.spec import Conversation, Step, TestFile
+from kefu.convtest.spec import Conversation, SpecError, Step, TestFile
 from kefu.demo.shop.api import create_shop_app
 from kefu.engine.tasks import TurnRef
 from kefu.flows.engine import FlowReply
@@ -90,6 +90,13 @@ class ConversationRunner:
 
     async def _start(self) -> Runtime:
         runtime = await build_runtime(self._settings, tool_mounts=self._mounts)
+        bot = runtime.bot
+        used = {step.tool for flow in bot.flows.flows.values() for step in flow.steps if step.tool}
+        unknown = sorted(n for n in self._test.stubs if not bot.tools.has(n) and n not in used)
+        if unknown:
+            await runtime.aclose()
+            known = ", ".join(sorted({t.name for t in bot.tools.specs()} | used)) or "none"
+            raise SpecError(f"{self._test.path}: stub(s) {unknown} name no tool of the bot (tools: {known})")
         for name, results in self._test.stubs.items():
             runtime.bot.tools.stub(name, [_result(r) for r in results])
         tasks = runtime.answerer.tasks
@@ -204,7 +211,8 @@ def check(step: Step, seen: Observed) -> list[str]:
     if "flow" in e:
         running = flow_info.get("name") if flow_info.get("status") == "running" else None
         if running != e["flow"]:
-            failures.append(f"running flow: expected {e['flow']!r}, got {running!r} ({flow_info or 'no flow'})")
+            now = f"{flow_info.get('name')} {flow_info.get('status')}" if flow_info else "no flow"
+            failures.append(f"running flow: expected {e['flow']!r}, got {running!r} ({now})")
     if "flow_ended" in e:
         status = flow_info.get("status")
         wanted = e["flow_ended"]
@@ -222,7 +230,8 @@ def check(step: Step, seen: Observed) -> list[str]:
         hit = [c for c in calls if c.name == spec.get("name") and _matches(spec.get("with", {}), c.args)]
         if not hit:
             made = ", ".join(f"{c.name}({c.args})" for c in calls) or "none"
-            failures.append(f"tool {spec.get('name')!r} not called with {spec.get('with', {})} (calls: {made})")
+            args = f" with {spec['with']}" if spec.get("with") else ""
+            failures.append(f"tool {spec.get('name')!r} not called{args} (calls: {made})")
     for name in _as_list(e.get("tool_not_called", [])):
         if any(c.name == name for c in calls):
             failures.append(f"tool {name!r} was called")

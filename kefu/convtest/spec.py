@@ -45,6 +45,10 @@ EXPECT_KEYS = frozenset(
 )
 
 
+SOURCES = frozenset({"flow", "faq", "kb", "llm", "fallback"})
+OUTCOMES = frozenset({"completed", "cancelled", "handoff", "failed"})
+
+
 class SpecError(ValueError):
     """A test file that cannot be run; the message names the file and line."""
 
@@ -113,6 +117,8 @@ def _step(path: Path, raw: Any, fallback: int) -> Step:
     if unknown:
         raise _fail(path, line, f"unknown turn key(s) {sorted(unknown)}: use user, expect, restart")
     if raw.get("restart"):
+        if "user" in raw or "expect" in raw:
+            raise _fail(path, line, "'restart: true' is a turn of its own (put the message in the next turn)")
         return Step(line=line, restart=True)
     user = raw.get("user")
     if user is None:
@@ -123,7 +129,56 @@ def _step(path: Path, raw: Any, fallback: int) -> Step:
     bad = set(expect) - EXPECT_KEYS - {"__line__"}
     if bad:
         raise _fail(path, line, f"unknown expectation(s) {sorted(bad)}; known: {', '.join(sorted(EXPECT_KEYS))}")
-    return Step(line=line, user=str(user), expect=_strip(expect))
+    expect = _strip(expect)
+    problem = _check_expect(expect)
+    if problem:
+        raise _fail(path, line, problem)
+    return Step(line=line, user=str(user), expect=expect)
+
+
+def _texts(value: Any) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values)
+
+
+def _tool_spec(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("name"), str)
+        and set(value) <= {"name", "with"}
+        and isinstance(value.get("with", {}), dict)
+    )
+
+
+def _check_expect(e: dict[str, Any]) -> str | None:
+    """What is wrong with the values of an ``expect`` mapping (its keys are already known), or None."""
+    for key in ("reply_contains", "reply_not_contains"):
+        if key in e and not _texts(e[key]):
+            return f"'{key}' must be a string or a list of strings"
+    if "source" in e and e["source"] not in SOURCES:
+        return f"'source' must be one of {', '.join(sorted(SOURCES))}"
+    if "flow" in e and not isinstance(e["flow"], str):
+        return "'flow' must be a flow name"
+    if "flow_ended" in e and e["flow_ended"] is not True and e["flow_ended"] not in OUTCOMES:
+        return f"'flow_ended' must be true or one of {', '.join(sorted(OUTCOMES))}"
+    if "slot" in e and (not isinstance(e["slot"], dict) or not e["slot"]):
+        return "'slot' must be a mapping of slot names to values"
+    if "tool_called" in e:
+        calls = e["tool_called"] if isinstance(e["tool_called"], list) else [e["tool_called"]]
+        if not calls or not all(_tool_spec(c) for c in calls):
+            return "'tool_called' must be a tool name, {name: ..., with: {...}}, or a list of them"
+    if "tool_not_called" in e:
+        names = e["tool_not_called"] if isinstance(e["tool_not_called"], list) else [e["tool_not_called"]]
+        if not names or not all(isinstance(n, str) for n in names):
+            return "'tool_not_called' must be a tool name or a list of them"
+    for key in ("handoff", "handoff_offered"):
+        if key in e and not isinstance(e[key], bool):
+            return f"'{key}' must be true or false"
+    if "error" in e and not isinstance(e["error"], str):
+        return "'error' must be an error code"
+    return None
 
 
 def parse(path: Path) -> TestFile:
@@ -142,16 +197,27 @@ def parse(path: Path) -> TestFile:
     if merchant not in ("demo", "none"):
         raise _fail(path, data.get("__line__"), "merchant must be 'demo' or 'none'")
     stubs: dict[str, list[dict[str, Any]]] = {}
-    for name, value in _strip(data.get("stubs") or {}).items():
+    raw_stubs = data.get("stubs") or {}
+    if not isinstance(raw_stubs, dict):
+        raise _fail(path, data.get("__line__"), "'stubs' must map tool names to results")
+    for name, value in _strip(raw_stubs).items():
         results = value if isinstance(value, list) else [value]
         if not results or not all(isinstance(r, dict) for r in results):
-            raise _fail(path, None, f"stub {name!r} must be a result mapping or a list of them")
+            raise _fail(path, raw_stubs.get("__line__"), f"stub {name!r} must be a result mapping or a list of them")
         stubs[str(name)] = results
+    unknown = set(data) - {"bot", "merchant", "stubs", "conversations", "__line__"}
+    if unknown:
+        raise _fail(
+            path, data.get("__line__"), f"unknown key(s) {sorted(unknown)}: use bot, merchant, stubs, conversations"
+        )
     conversations = []
     for index, raw in enumerate(data["conversations"]):
         if not isinstance(raw, dict) or not isinstance(raw.get("turns"), list) or not raw["turns"]:
             raise _fail(path, getattr(raw, "get", lambda *_: None)("__line__"), "a conversation needs 'turns'")
         line = raw.get("__line__", 0)
+        extra = set(raw) - {"name", "user", "turns", "__line__"}
+        if extra:
+            raise _fail(path, line, f"unknown conversation key(s) {sorted(extra)}: use name, user, turns")
         steps = tuple(_step(path, t, line) for t in raw["turns"])
         conversations.append(
             Conversation(

@@ -184,6 +184,13 @@ class TurnRunner:
     async def _history(self, turn: Turn) -> list[ContextMessage]:
         if turn.reset_context:
             return []
+        if turn.session.last_active_at == turn.session.created_at:
+            # Every stored message touches last_active_at, so this session has none yet: nothing to load, and
+            # an empty cached window lets the end of the turn extend it instead of a reload from SQL next time.
+            await self._hot.set_context(
+                turn.session.id, [], max_messages=self._config.max_context_messages, ttl=self._config.session_ttl
+            )
+            return []
         cached = await self._hot.get_context(turn.session.id)
         if cached is not None:
             return cached

@@ -8,6 +8,7 @@ write, so memory stays bounded without a background task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,17 +28,17 @@ class LocalTurnLog:
     """The events of one turn held in this process, waking waiting readers on every append.
 
     Holds seqs ``base + 1 …``; :class:`MemoryHotState` keeps whole logs in it, the Redis store a mirror of
-    the turns its process produces.
+    the turns its process produces. A waiting reader costs one future and one timer (no task, no event object
+    per append): this is on the path of every frame a client receives.
     """
 
-    __slots__ = ("_changed", "base", "events", "finished")
+    __slots__ = ("_waiters", "base", "events", "finished")
 
     def __init__(self, base: int = 0) -> None:
         self.base = base
         self.events: list[LogEvent] = []
         self.finished = False
-        # Replaced on every append; a reader waits on the one it saw, so no wake-up is lost.
-        self._changed = asyncio.Event()
+        self._waiters: list[asyncio.Future[bool]] = []
 
     @property
     def last_seq(self) -> int:
@@ -45,13 +46,17 @@ class LocalTurnLog:
 
     def extend(self, events: Sequence[tuple[str, str]], *, finished: bool) -> int:
         """Add events with the next seqs; return the last seq."""
-        seq = self.last_seq
+        seq = self.base + len(self.events)
+        append = self.events.append
         for event_type, data in events:
             seq += 1
-            self.events.append(LogEvent(seq=seq, type=event_type, data=data))
+            append(LogEvent(seq, event_type, data))
         self.finished = finished
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(True)
         return seq
 
     async def read(self, after: int, timeout: float) -> list[LogEvent]:
@@ -60,12 +65,29 @@ class LocalTurnLog:
         A finished log makes readers wait the full timeout too, like ``XREAD``, so a caller looping past
         the end cannot spin; only a closing :meth:`extend` wakes them early.
         """
-        if self.last_seq <= after and timeout > 0:
+        if self.base + len(self.events) <= after and timeout > 0:
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[bool] = loop.create_future()
+            self._waiters.append(waiter)
+            timer = loop.call_later(timeout, _time_out, waiter)
             try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
-            except TimeoutError:
+                woken = await waiter
+            except BaseException:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+                raise
+            finally:
+                timer.cancel()
+            if not woken:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
                 return []
         return self.events[max(after - self.base, 0) :]
+
+
+def _time_out(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 @dataclass(slots=True)
@@ -118,16 +140,17 @@ class MemoryHotState:
 
     async def get_turn(self, turn_id: str) -> TurnMeta | None:
         turn = self._live_turn(turn_id)
-        return None if turn is None else turn.meta
+        if turn is None:
+            return None
+        return replace(turn.meta, last_seq=turn.log.last_seq, finished=turn.log.finished)
 
     async def append(self, turn_id: str, events: Sequence[tuple[str, str]]) -> int | None:
         finishes = check_terminal_last(events)
         now = self._now_and_sweep()
         turn = self._live_turn(turn_id)
-        if turn is None or turn.meta.finished:
+        if turn is None or turn.log.finished:
             return None
         seq = turn.log.extend(events, finished=finishes)
-        turn.meta = replace(turn.meta, last_seq=seq, finished=finishes)
         turn.expires_at = now + self.turn_log_ttl
         return seq
 

@@ -1,12 +1,20 @@
 """The durable transcript in SQL: :class:`SqlTranscriptStore` over an async SQLAlchemy engine.
 
 SQLite (aiosqlite) and PostgreSQL (asyncpg) are supported. The store is on every turn's path, so each
-method is a single statement where the database allows it, and on PostgreSQL single statements run in
-autocommit mode (no BEGIN/COMMIT round trips).
+method is a single statement where the database allows it, statements are built once (only parameters change
+per call), and on PostgreSQL single statements run in autocommit mode (no BEGIN/COMMIT round trips).
+
+Writes are group-committed: a write that arrives while another batch is being committed waits for it and then
+goes out together with every other write that queued meanwhile, in one transaction (:class:`GroupCommit`). A
+lone write goes out at once, as before, so nothing waits at low load; at high load the per-transaction costs
+(pool checkout, BEGIN/COMMIT, SQLite's write lock, aiosqlite thread hops) are paid once per batch, and SQLite
+sees one writer instead of many connections contending for its lock.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -27,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from kefu.errors import ConfigError, NotFound
@@ -35,6 +43,11 @@ from kefu.store.base import MessageRecord, MessageRole, MessageStatus, SessionRe
 from kefu.store.models import MessageRow, SessionRow, UTCDateTime, as_utc
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A SQLite connection is a thread in aiosqlite: keep enough of them that bursts reuse instead of opening new ones.
+SQLITE_POOL_SIZE = 20
+SQLITE_MAX_OVERFLOW = 30
+# The most writes one group commit carries.
+MAX_BATCH = 128
 
 _SESSION_COLUMNS = (
     SessionRow.id,
@@ -57,6 +70,121 @@ _MESSAGE_COLUMNS = (
     MessageRow.completion_tokens,
 )
 _SESSION_BY_ID = select(*_SESSION_COLUMNS).where(SessionRow.id == bindparam("session_id"))
+_ASSISTANT_COLUMNS = [
+    "session_id",
+    "turn_id",
+    "role",
+    "content",
+    "status",
+    "source",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "created_at",
+]
+# Selecting from sessions makes a deleted session a no-op instead of a foreign-key error.
+_ASSISTANT_SOURCE = select(
+    SessionRow.id,
+    bindparam("turn_id", type_=String()),
+    literal("assistant", String()),
+    bindparam("content", type_=Text()),
+    bindparam("status", type_=String()),
+    bindparam("source", type_=String()),
+    bindparam("model", type_=String()),
+    bindparam("prompt_tokens", type_=Integer()),
+    bindparam("completion_tokens", type_=Integer()),
+    bindparam("now", type_=UTCDateTime()),
+).where(SessionRow.id == bindparam("session_id"))
+_TOUCH = update(SessionRow).where(SessionRow.id == bindparam("session_id"))
+_TOUCH_ONLY = _TOUCH.values(last_active_at=bindparam("now"))
+_TOUCH_RESET = _TOUCH.values(last_active_at=bindparam("now"), context_started_at=bindparam("now"))
+_USER_SOURCE_VALUES = (
+    literal("user", String()),
+    bindparam("content", type_=Text()),
+    literal("complete", String()),
+    bindparam("now", type_=UTCDateTime()),
+)
+_USER_COLUMNS = ["session_id", "turn_id", "role", "content", "status", "created_at"]
+
+WriteOp = Callable[[AsyncConnection], Awaitable[Any]]
+
+
+class GroupCommit:
+    """Runs write operations; those that queue up while a transaction commits share the next one.
+
+    An operation is a coroutine function of a connection inside a transaction; it must not commit itself and
+    should report outcomes by its return value (an exception fails the batch, which is then retried one
+    operation per transaction so that one bad write cannot take the others down). ``alone`` runs a batch of one
+    (it may use a cheaper mode, e.g. autocommit).
+    """
+
+    def __init__(self, batch: AsyncEngine, alone: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
+        self._batch = batch
+        self._alone = alone
+        self._max_batch = max_batch
+        self._pending: list[tuple[WriteOp, asyncio.Future[Any]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0  # transactions committed, for tests and diagnostics
+        self.writes = 0
+
+    async def run(self, op: WriteOp) -> Any:
+        """Run ``op`` in the next transaction and return its result (once committed)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((op, future))
+        if self._task is None:
+            self._task = loop.create_task(self._drain())
+        # The write is committed (or not) by the drain task even if this caller stops waiting.
+        return await asyncio.shield(future)
+
+    async def wait_idle(self) -> None:
+        """Wait until every queued write has been committed."""
+        while self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _drain(self) -> None:
+        batch: list[tuple[WriteOp, asyncio.Future[Any]]] = []
+        try:
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                if len(batch) == 1:
+                    await self._run_alone(*batch[0])
+                    continue
+                try:
+                    async with self._batch.begin() as conn:
+                        results = [await op(conn) for op, _ in batch]
+                except Exception:
+                    for op, future in batch:  # isolate the failing write; the others still commit
+                        await self._run_alone(op, future)
+                    continue
+                self.batches += 1
+                self.writes += len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+            batch = []
+        except BaseException as exc:  # cancelled (loop shutdown): nobody may wait for ever
+            for _, future in batch + self._pending:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("write abandoned"))
+            self._pending.clear()
+            raise
+        finally:
+            self._task = None
+
+    async def _run_alone(self, op: WriteOp, future: asyncio.Future[Any]) -> None:
+        try:
+            async with self._alone.begin() as conn:
+                result = await op(conn)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        self.batches += 1
+        self.writes += 1
+        if not future.done():
+            future.set_result(result)
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
@@ -80,6 +208,9 @@ def create_engine_for(database_url: str, **engine_kwargs: Any) -> AsyncEngine:
     backend = url.get_backend_name()
     if backend == "sqlite":
         connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} | engine_kwargs.pop("connect_args", {})
+        if url.database not in (None, "", ":memory:") and "poolclass" not in engine_kwargs:
+            engine_kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
+            engine_kwargs.setdefault("max_overflow", SQLITE_MAX_OVERFLOW)
         engine = create_async_engine(url, connect_args=connect_args, **engine_kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -141,25 +272,46 @@ class SqlTranscriptStore:
             self._single = engine
         else:
             raise ConfigError(f"unsupported database dialect {self._dialect!r}")
+        self.writes = GroupCommit(engine, self._single)
+        self._insert_session = (
+            self._insert(SessionRow).on_conflict_do_nothing(index_elements=[SessionRow.id]).returning(*_SESSION_COLUMNS)
+        )
+        self._insert_user = self._insert(MessageRow).returning(MessageRow.id)
+        self._insert_assistant = (
+            self._insert(MessageRow)
+            .from_select(_ASSISTANT_COLUMNS, _ASSISTANT_SOURCE)
+            .on_conflict_do_nothing(index_elements=[MessageRow.turn_id, MessageRow.role])
+            .returning(MessageRow.id)
+        )
+        # PostgreSQL: one statement, the session update feeds the insert, so a missing session inserts nothing.
+        self._pg_user: dict[bool, Any] = {}
+        if self._dialect == "postgresql":
+            for reset, touch in ((False, _TOUCH_ONLY), (True, _TOUCH_RESET)):
+                touched = touch.returning(SessionRow.id).cte("touched")
+                source = select(touched.c.id, bindparam("turn_id", type_=String()), *_USER_SOURCE_VALUES)
+                self._pg_user[reset] = (
+                    self._insert(MessageRow).from_select(_USER_COLUMNS, source).returning(MessageRow.id)
+                )
 
     async def create_session(self, session_id: str, user_id: str, now: datetime) -> SessionRecord:
         now = as_utc(now)
-        insert_new = (
-            self._insert(SessionRow)
-            .values(id=session_id, user_id=user_id, created_at=now, last_active_at=now, context_started_at=now)
-            .on_conflict_do_nothing(index_elements=[SessionRow.id])
-            .returning(*_SESSION_COLUMNS)
-        )
+        params = {
+            "id": session_id,
+            "user_id": user_id,
+            "created_at": now,
+            "last_active_at": now,
+            "context_started_at": now,
+        }
+
+        async def op(conn: AsyncConnection) -> RowMapping | None:
+            row = (await conn.execute(self._insert_session, params)).mappings().one_or_none()
+            if row is None:
+                row = (await conn.execute(_SESSION_BY_ID, {"session_id": session_id})).mappings().one_or_none()
+            return row
+
         # A concurrent delete can slip between the two statements; then the insert is tried again.
         for _ in range(3):
-            async with self._single.begin() as conn:
-                row = (await conn.execute(insert_new)).mappings().one_or_none()
-                if row is None:
-                    row = (
-                        (await conn.execute(select(*_SESSION_COLUMNS).where(SessionRow.id == session_id)))
-                        .mappings()
-                        .one_or_none()
-                    )
+            row = await self.writes.run(op)
             if row is not None:
                 return _session(row)
         raise RuntimeError(f"session {session_id!r} kept disappearing while being created")
@@ -174,47 +326,30 @@ class SqlTranscriptStore:
     ) -> MessageRecord:
         """Store the user's message and touch the session. Raises :class:`NotFound` for an unknown session."""
         now = as_utc(now)
-        values: dict[str, Any] = {"last_active_at": now}
-        if reset_context:
-            values["context_started_at"] = now
-        touch = update(SessionRow).where(SessionRow.id == session_id).values(**values)
+        params = {"session_id": session_id, "turn_id": turn_id, "content": content, "now": now}
         if self._dialect == "postgresql":
-            # One statement: the session update feeds the insert, so a missing session inserts nothing.
-            touched = touch.returning(SessionRow.id).cte("touched")
-            source = select(
-                touched.c.id,
-                literal(turn_id, String()),
-                literal("user", String()),
-                literal(content, Text()),
-                literal("complete", String()),
-                literal(now, UTCDateTime()),
-            )
-            stmt = (
-                self._insert(MessageRow)
-                .from_select(["session_id", "turn_id", "role", "content", "status", "created_at"], source)
-                .returning(MessageRow.id)
-            )
-            async with self._single.begin() as conn:
-                message_id = (await conn.execute(stmt)).scalar_one_or_none()
+            statement = self._pg_user[reset_context]
+
+            async def op(conn: AsyncConnection) -> int | None:
+                return cast(int | None, (await conn.execute(statement, params)).scalar_one_or_none())
+
         else:
-            async with self.engine.begin() as conn:
-                if (await conn.execute(touch)).rowcount == 0:
-                    message_id = None
-                else:
-                    message_id = (
-                        await conn.execute(
-                            self._insert(MessageRow)
-                            .values(
-                                session_id=session_id,
-                                turn_id=turn_id,
-                                role="user",
-                                content=content,
-                                status="complete",
-                                created_at=now,
-                            )
-                            .returning(MessageRow.id)
-                        )
-                    ).scalar_one()
+            touch = _TOUCH_RESET if reset_context else _TOUCH_ONLY
+            row = {
+                "session_id": session_id,
+                "turn_id": turn_id,
+                "role": "user",
+                "content": content,
+                "status": "complete",
+                "created_at": now,
+            }
+
+            async def op(conn: AsyncConnection) -> int | None:
+                if (await conn.execute(touch, {"session_id": session_id, "now": now})).rowcount == 0:
+                    return None
+                return cast(int, (await conn.execute(self._insert_user, row)).scalar_one())
+
+        message_id = await self.writes.run(op)
         if message_id is None:
             raise NotFound(f"session {session_id} does not exist")
         return MessageRecord(
@@ -241,43 +376,22 @@ class SqlTranscriptStore:
         completion_tokens: int | None = None,
     ) -> bool:
         """Store the answer once. Also returns False (storing nothing) when the session was deleted."""
-        now = as_utc(now)
-        # Selecting from sessions makes a deleted session a no-op instead of a foreign-key error.
-        source_row = select(
-            SessionRow.id,
-            literal(turn_id, String()),
-            literal("assistant", String()),
-            literal(content, Text()),
-            literal(status, String()),
-            literal(source, String()),
-            literal(model, String()),
-            literal(prompt_tokens, Integer()),
-            literal(completion_tokens, Integer()),
-            literal(now, UTCDateTime()),
-        ).where(SessionRow.id == session_id)
-        stmt = (
-            self._insert(MessageRow)
-            .from_select(
-                [
-                    "session_id",
-                    "turn_id",
-                    "role",
-                    "content",
-                    "status",
-                    "source",
-                    "model",
-                    "prompt_tokens",
-                    "completion_tokens",
-                    "created_at",
-                ],
-                source_row,
-            )
-            .on_conflict_do_nothing(index_elements=[MessageRow.turn_id, MessageRow.role])
-            .returning(MessageRow.id)
-        )
-        async with self._single.begin() as conn:
-            inserted = (await conn.execute(stmt)).scalar_one_or_none()
-        return inserted is not None
+        params = {
+            "session_id": session_id,
+            "turn_id": turn_id,
+            "content": content,
+            "status": status,
+            "source": source,
+            "model": model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "now": as_utc(now),
+        }
+
+        async def op(conn: AsyncConnection) -> bool:
+            return (await conn.execute(self._insert_assistant, params)).scalar_one_or_none() is not None
+
+        return cast(bool, await self.writes.run(op))
 
     async def list_messages(
         self, session_id: str, *, since: datetime | None = None, last: int | None = None
@@ -314,4 +428,5 @@ class SqlTranscriptStore:
             await conn.execute(text("SELECT 1"))
 
     async def aclose(self) -> None:
+        await self.writes.wait_idle()
         await self.engine.dispose()

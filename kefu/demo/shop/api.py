@@ -111,7 +111,15 @@ def create_shop_router(store: ShopStore, token: str | None = None) -> APIRouter:
         order = store.order(user_id, order_id)
         if order is None:
             return _error(404, "not_found")
-        events = [{"time": _time(e.time), "location": e.location, "description": e.description} for e in order.events]
+        events = [
+            {
+                "time": _time(e.time),
+                "time_text": e.time.astimezone(CHINA).strftime("%m-%d %H:%M"),  # for replies to shoppers
+                "location": e.location,
+                "description": e.description,
+            }
+            for e in order.events
+        ]
         shipped = order.shipped_at is not None
         return {
             "shipped": shipped,
