@@ -250,6 +250,7 @@ def main() -> None:
     parser.add_argument("--tps", type=float, default=20.0, help="tokens per second of each stream (1 per chunk)")
     parser.add_argument("--tokens", type=int, default=100)
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-curve", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "peer.json")
     parser.add_argument("--png", type=Path, default=REPO / "docs" / "benchmarks-peer-ttft.png")
     args = parser.parse_args()
@@ -301,7 +302,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         for target in ("kefu", "litellm"):  # warm-up (imports, pools, caches); not measured
             measure([User(i * 0.05, [completion_step(target, urls, f"warm-{i}")] * 2) for i in range(10)], {}, workdir)
-        rows = curve(args.levels, args.rounds, urls, pids, workdir, args.tokens)
+        rows = [] if args.skip_curve else curve(args.levels, args.rounds, urls, pids, workdir, args.tokens)
         tp: dict[str, list[dict[str, Any]]] = {}
         if not args.skip_throughput:
             print(
@@ -342,7 +343,7 @@ def main() -> None:
                 for q, style in (("p50", "-o"), ("p99", "--s"))
             ],
         }
-        if plot(spec, args.png):
+        if rows and plot(spec, args.png):
             print(f"plot: {args.png}")
         print(f"results: {args.out}")
     finally:

@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+import gc
 import os
-from typing import Annotated
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 import uvicorn
 
 from kefu.config import Settings
 from kefu.store.migrate import upgrade_database_sync
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def create_served_app() -> FastAPI:
+    """The app for ``uvicorn --factory`` (each worker reads the environment), tuned for a long-running server.
+
+    Once the lifespan has started (bot, knowledge base and clients loaded), everything alive is moved out of the
+    garbage collector's sight (``gc.freeze``): a full collection then walks only what turns allocate, instead of
+    stalling the event loop for tens of milliseconds over a couple of hundred thousand start-up objects (seen as
+    TTFT p99 spikes at 100 concurrent streams).
+    """
+    from kefu.app import create_app_from_env
+
+    app = create_app_from_env()
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with started(app) as state:
+            gc.collect()
+            gc.freeze()
+            yield state
+
+    app.router.lifespan_context = cast(Any, lifespan)  # same contract; state (if any) passed through
+    return app
 
 
 def serve(
@@ -49,8 +79,12 @@ def serve(
     upgrade_database_sync(settings.database_url)
     typer.echo(f"kefu serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})", err=True)
     uvicorn.run(
-        "kefu.app:create_app_from_env",
+        "kefu.cli.serve:create_served_app",
         factory=True,
+        # uvloop and httptools come with uvicorn[standard]; ask for them by name so that a missing one fails
+        # loudly instead of silently serving on the slower pure-Python loop and parser.
+        loop="uvloop",
+        http="httptools",
         host=host,
         port=port,
         workers=workers,

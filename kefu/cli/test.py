@@ -18,8 +18,8 @@ from kefu.convtest.runner import ConversationRunner, StepResult
 from kefu.convtest.spec import SpecError, parse
 from kefu.obs.logging import configure_logging
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay one line: grep-able
+out = Console(highlight=False, soft_wrap=True)
 _PIPE_WIDTH = 160
 
 
@@ -72,14 +72,14 @@ def test(
         try:
             specs.append(parse(path))
         except SpecError as exc:
-            err.print(f"[red]{exc}[/red]", soft_wrap=True)
+            err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
     all_results: list[tuple[Path, StepResult]] = []
     for spec in specs:
         try:
             results = asyncio.run(ConversationRunner(spec, bot_dir=bot_dir, base=settings).run())
         except SpecError as exc:
-            err.print(f"[red]{exc}[/red]", soft_wrap=True)
+            err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
         all_results.extend((spec.path, r) for r in results)
     failed = [(p, r) for p, r in all_results if not r.passed]

@@ -109,7 +109,7 @@ class Answerer:
         tasks = self._tasks
         turn = TurnRef(turn_id=turn_id, session_id=session_id, user_id=user_id)
         if tasks is not None and session_id:
-            task_reply = await tasks.continue_or_route(turn, text)
+            task_reply = await tasks.continue_or_route(turn, text, fresh_context=not history)
             if task_reply is not None:
                 writer.write(task_reply.text)
                 return self._flow_done(turn_id, task_reply, model=None)

@@ -60,14 +60,23 @@ class Tasks:
         """The flows, offered to a model as functions it may call to start one."""
         return self._engine.functions()
 
-    async def continue_or_route(self, turn: TurnRef, text: str) -> TaskReply | None:
-        """The flow's reply if a flow is running or the text starts one without a model; else None."""
-        state = await self._states.get(turn.session_id)
+    async def continue_or_route(self, turn: TurnRef, text: str, *, fresh_context: bool = False) -> TaskReply | None:
+        """The flow's reply if a flow is running or the text starts one without a model; else None.
+
+        ``fresh_context`` (a new session, or one idle past its TTL) cannot have a running flow: no read.
+        """
+        state = None if fresh_context else await self._states.get(turn.session_id)
         ctx = self._context(turn, text)
-        if state is not None:
-            reply = await self._engine.handle(state, text, ctx)
-            return await self._finish(turn, reply, how="continued")
         match = self._engine.route(text)
+        if state is not None:
+            flow = self._engine.flows.get(match.flow) if match is not None else None
+            if match is None or flow is None or not flow.interrupts or match.flow == state.get("flow"):
+                reply = await self._engine.handle(state, text, ctx)
+                return await self._finish(turn, reply, how="continued")
+            log.info("flow_interrupted", turn_id=turn.turn_id, flow=state.get("flow"), by=match.flow)
+            reply = await self._engine.start(match.flow, text, ctx)  # replaces the interrupted flow's state
+            before = {"interrupted_flow": state.get("flow"), **(state.get("slots") or {})}
+            return await self._finish(turn, reply, how="interrupt", context=before)
         if match is None:
             return None
         reply = await self._engine.start(match.flow, text, ctx)
@@ -100,7 +109,9 @@ class Tasks:
         found = await self._knowledge.search(text)
         return found.direct.text if found.direct is not None else None
 
-    async def _finish(self, turn: TurnRef, reply: FlowReply, *, how: str) -> TaskReply:
+    async def _finish(
+        self, turn: TurnRef, reply: FlowReply, *, how: str, context: dict[str, Any] | None = None
+    ) -> TaskReply:
         for observe in self.observers:
             observe(turn, reply)
         if reply.state is None:
@@ -116,7 +127,7 @@ class Tasks:
                 turn_id=turn.turn_id,
                 flow=reply.flow,
                 reason=reply.handoff.reason,
-                summary=dict(reply.slots),
+                summary={**(context or {}), **reply.slots},
             )
             extra["handoff"] = {"id": record.id}
         if reply.handoff_offered:

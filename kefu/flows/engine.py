@@ -20,7 +20,7 @@ from typing import Any
 
 from kefu.flows.functions import flow_functions, parse_call
 from kefu.flows.model import FlowSet, SlotSpec
-from kefu.flows.repair import is_cancel, is_correction, value_after_marker, yes_no
+from kefu.flows.repair import is_cancel, is_correction, is_question, value_after_marker, yes_no
 from kefu.flows.reply import FlowContext, FlowReply, HandoffRequest, ToolCallLog
 from kefu.flows.router import FlowRouter, RouteMatch
 from kefu.flows.runner import Turn, advance
@@ -230,7 +230,9 @@ async def _apply_correction(turn: Turn, slot: SlotSpec, value: Any) -> FlowReply
 async def _digression(turn: Turn, text: str) -> bool:
     """Answer a question asked in the middle of the flow (True when the FAQ had a confident answer)."""
     faq = turn.ctx.faq
-    if faq is None or not any(c.isalpha() for c in text):
+    # Only a question digresses: a short answer that happens to match an FAQ ("杭州" while an address is asked
+    # for matches the delivery-time entry) is an invalid answer, not a question.
+    if faq is None or not any(c.isalpha() for c in text) or not is_question(text):
         return False
     answer = await faq(text)
     if not answer:

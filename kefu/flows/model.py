@@ -105,6 +105,7 @@ class Flow:
     exclude: tuple[str, ...] = ()  # substrings that stop a message from routing here ("怎么申请" = a how-to question)
     file: Path | None = None
     line: int | None = None  # of the ``name`` key
+    interrupts: bool = False  # its triggers may take over while another flow runs ("转人工" mid-task)
 
     def collect_index(self, slot: str) -> int | None:
         """Index of the first step collecting ``slot``."""

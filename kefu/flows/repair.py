@@ -75,3 +75,16 @@ def value_after_marker(text: str) -> str | None:
         return None
     rest = text[matches[-1].end() :].strip(" ,，。.!！")
     return rest or None
+
+
+_QUESTION = re.compile(
+    r"[?？]|吗|呢|么|多少|多久|多长|怎么|怎样|咋|如何|几|什么|啥|哪|为什么|为啥|是否|能否|能不能|可不可以|可以|会不会"
+    r"|是不是|要不要|支持|有没有|请问"
+    r"|\b(how|what|when|where|why|which|who|can|could|do|does|is|are|will|should)\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(text: str) -> bool:
+    """True when ``text`` reads as a question (so a bare answer like "杭州" is not taken for one)."""
+    return bool(_QUESTION.search(text))

@@ -61,6 +61,10 @@ def read_flow(doc: Doc, problems: Problems, tools: Mapping[str, Risk]) -> Flow |
     exclude = reader.strings(("triggers", "exclude"), triggers.get("exclude"))
     if not examples and not keywords:
         reader.warning(("triggers",), "no trigger examples or keywords: the flow only starts by name")
+    interrupts = data.get("interrupts", False)
+    if not isinstance(interrupts, bool):
+        reader.error(("interrupts",), "'interrupts' is true or false")
+        interrupts = False
     raw_slots = data.get("slots") or {}
     if not isinstance(raw_slots, dict):
         reader.error(("slots",), "'slots' is a mapping of slot name → definition")
@@ -87,6 +91,7 @@ def read_flow(doc: Doc, problems: Problems, tools: Mapping[str, Risk]) -> Flow |
         fingerprint=_fingerprint(slots, steps),
         file=doc.path,
         line=doc.line(("name",)) if "name" in data else None,
+        interrupts=interrupts,
     )
     return flow if check_flow(flow, doc, problems, tools) else None
 

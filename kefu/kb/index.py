@@ -109,7 +109,7 @@ class _Postings:
         docs = np.concatenate([self.indices[s:e] for s, e in zip(r_starts, r_ends, strict=True)])
         weights = np.concatenate([self.data[s:e] for s, e in zip(r_starts, r_ends, strict=True)])
         bm25 = np.bincount(docs, weights=weights, minlength=self.n_docs).astype(np.float64, copy=False)
-        if docs.size > top:
+        if docs.size > top and self.n_docs > top:  # many postings can still be fewer documents than ``top``
             picked = np.argpartition(-bm25, top)[:top]
             candidates = np.sort(picked[bm25[picked] > 0]).astype(np.int64, copy=False)
         else:

@@ -2,16 +2,18 @@
 
 SQL is the truth (a restart, or another replica, continues the flow at the same step); a hot copy (Redis when
 configured, else this process's memory) saves the read on every turn. Writes go to SQL first, then the hot copy,
-so a reader never sees a hot state that SQL would contradict after a crash.
+so a reader never sees a hot state that SQL would contradict after a crash. A flow left idle longer than the
+session TTL is over (the next message starts a fresh context, and no flow).
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -50,19 +52,21 @@ class FlowStates:
         self._redis = redis
         self._prefix = prefix
         self._ttl = ttl
-        self._memory: OrderedDict[str, bytes] = OrderedDict()
+        self._memory: OrderedDict[str, tuple[bytes, float]] = OrderedDict()  # value, monotonic expiry
 
     def _key(self, session_id: str) -> str:
         return f"{self._prefix}:flow:{{{session_id}}}"
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
-        """The snapshot of the session's running flow, or None."""
+        """The snapshot of the session's running flow, or None (also when it was left idle longer than the TTL)."""
         hot = await self._hot_get(session_id)
         if hot is not None:
             return json.loads(hot) if hot != _NONE else None
+        query = select(STATES.c.state, STATES.c.updated_at).where(STATES.c.session_id == session_id)
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(STATES.c.state).where(STATES.c.session_id == session_id))).first()
-        raw = row[0].encode() if row is not None else _NONE
+            row = (await conn.execute(query)).first()
+        fresh = row is not None and datetime.now(UTC) - row[1] <= timedelta(seconds=self._ttl)
+        raw = row[0].encode() if row is not None and fresh else _NONE
         await self._hot_set(session_id, raw)
         return json.loads(raw) if raw != _NONE else None
 
@@ -166,16 +170,20 @@ class FlowStates:
         if self._redis is not None:
             value = await self._redis.get(self._key(session_id))
             return cast(bytes | None, value)
-        value = self._memory.get(session_id)
-        if value is not None:
-            self._memory.move_to_end(session_id)
-        return value
+        entry = self._memory.get(session_id)
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            del self._memory[session_id]
+            return _NONE  # idle longer than the TTL: the flow is over, whatever SQL still holds
+        self._memory.move_to_end(session_id)
+        return entry[0]
 
     async def _hot_set(self, session_id: str, raw: bytes) -> None:
         if self._redis is not None:
             await self._redis.set(self._key(session_id), raw, ex=self._ttl)
             return
-        self._memory[session_id] = raw
+        self._memory[session_id] = (raw, time.monotonic() + self._ttl)
         self._memory.move_to_end(session_id)
         while len(self._memory) > _MEMORY_SLOTS:
             self._memory.popitem(last=False)

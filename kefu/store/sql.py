@@ -1,29 +1,39 @@
 """The durable transcript in SQL: :class:`SqlTranscriptStore` over an async SQLAlchemy engine.
 
-SQLite (aiosqlite) and PostgreSQL (asyncpg) are supported. The store is on every turn's path, so each
-method is a single statement where the database allows it, statements are built once (only parameters change
-per call), and on PostgreSQL single statements run in autocommit mode (no BEGIN/COMMIT round trips).
+SQLite and PostgreSQL (asyncpg) are supported. The store is on every turn's path, so each method is a single
+statement where the database allows it, statements are built once (only parameters change per call), and on
+PostgreSQL single statements run in autocommit mode (no BEGIN/COMMIT round trips).
 
 Writes are group-committed: a write that arrives while another batch is being committed waits for it and then
 goes out together with every other write that queued meanwhile, in one transaction (:class:`GroupCommit`). A
 lone write goes out at once, as before, so nothing waits at low load; at high load the per-transaction costs
-(pool checkout, BEGIN/COMMIT, SQLite's write lock, aiosqlite thread hops) are paid once per batch, and SQLite
-sees one writer instead of many connections contending for its lock.
+(pool checkout, BEGIN/COMMIT, SQLite's write lock) are paid once per batch, and SQLite sees one writer instead of
+many connections contending for its lock.
+
+Operations are plain synchronous SQLAlchemy code run by a :class:`_Runner`. On a SQLite file each whole
+operation (or batch) runs on a small thread pool with the stdlib driver: one thread hop per operation, where
+aiosqlite makes one per cursor call (cursor, execute, fetch, close, commit, reset), and each hop is CPU and, on a
+busy machine, scheduling delay before the first token. On PostgreSQL they run in the async engine's greenlet
+(``run_sync``), i.e. straight over asyncpg.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
+    Connection,
+    Engine,
     Integer,
     RowMapping,
     String,
     Text,
     bindparam,
+    create_engine,
     delete,
     event,
     literal,
@@ -35,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from kefu.errors import ConfigError, NotFound
@@ -48,6 +58,8 @@ SQLITE_POOL_SIZE = 20
 SQLITE_MAX_OVERFLOW = 30
 # The most writes one group commit carries.
 MAX_BATCH = 128
+# Threads running SQLite operations (writes are serialised by the group commit; reads run beside them).
+SQLITE_THREADS = 4
 
 _SESSION_COLUMNS = (
     SessionRow.id,
@@ -106,28 +118,92 @@ _USER_SOURCE_VALUES = (
 )
 _USER_COLUMNS = ["session_id", "turn_id", "role", "content", "status", "created_at"]
 
-WriteOp = Callable[[AsyncConnection], Awaitable[Any]]
+Op = Callable[[Connection], Any]
+
+
+class _Runner(Protocol):
+    """Runs synchronous SQLAlchemy operations without blocking the event loop."""
+
+    async def transaction(self, ops: list[Op], *, alone: bool) -> list[Any]:
+        """Run ``ops`` in one transaction (``alone``: a single operation, autocommit where that is cheaper)."""
+        ...
+
+    async def read(self, op: Op) -> Any:
+        """Run a read-only operation."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and threads."""
+        ...
+
+
+class _EngineRunner:
+    """Operations inside the async engine's greenlet (PostgreSQL over asyncpg; SQLite in memory)."""
+
+    def __init__(self, engine: AsyncEngine, single: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single
+
+    async def transaction(self, ops: list[Op], *, alone: bool) -> list[Any]:
+        async with (self._single if alone else self._engine).begin() as conn:
+            return await conn.run_sync(_run_all, ops)
+
+    async def read(self, op: Op) -> Any:
+        async with self._single.connect() as conn:
+            return await conn.run_sync(op)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _ThreadRunner:
+    """Operations on a SQLite file with the stdlib driver, each one whole on a small thread pool."""
+
+    def __init__(self, engine: Engine, threads: int = SQLITE_THREADS) -> None:
+        self._engine = engine
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kefu-sqlite")
+
+    async def transaction(self, ops: list[Op], *, alone: bool) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._transaction, ops)
+
+    async def read(self, op: Op) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._read, op)
+
+    def _transaction(self, ops: list[Op]) -> list[Any]:
+        with self._engine.begin() as conn:
+            return _run_all(conn, ops)
+
+    def _read(self, op: Op) -> Any:
+        with self._engine.connect() as conn:
+            return op(conn)
+
+    async def aclose(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.dispose)
+        self._executor.shutdown(wait=False)
+
+
+def _run_all(conn: Connection, ops: list[Op]) -> list[Any]:
+    return [op(conn) for op in ops]
 
 
 class GroupCommit:
     """Runs write operations; those that queue up while a transaction commits share the next one.
 
-    An operation is a coroutine function of a connection inside a transaction; it must not commit itself and
-    should report outcomes by its return value (an exception fails the batch, which is then retried one
-    operation per transaction so that one bad write cannot take the others down). ``alone`` runs a batch of one
-    (it may use a cheaper mode, e.g. autocommit).
+    An operation is a function of a connection inside a transaction; it must not commit itself and should report
+    outcomes by its return value (an exception fails the batch, which is then retried one operation per
+    transaction so that one bad write cannot take the others down). A batch of one may use a cheaper mode
+    (autocommit on PostgreSQL).
     """
 
-    def __init__(self, batch: AsyncEngine, alone: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
-        self._batch = batch
-        self._alone = alone
+    def __init__(self, runner: _Runner, *, max_batch: int = MAX_BATCH) -> None:
+        self._runner = runner
         self._max_batch = max_batch
-        self._pending: list[tuple[WriteOp, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed, for tests and diagnostics
         self.writes = 0
 
-    async def run(self, op: WriteOp) -> Any:
+    async def run(self, op: Op) -> Any:
         """Run ``op`` in the next transaction and return its result (once committed)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -143,7 +219,7 @@ class GroupCommit:
             await asyncio.shield(self._task)
 
     async def _drain(self) -> None:
-        batch: list[tuple[WriteOp, asyncio.Future[Any]]] = []
+        batch: list[tuple[Op, asyncio.Future[Any]]] = []
         try:
             while self._pending:
                 batch = self._pending[: self._max_batch]
@@ -152,8 +228,7 @@ class GroupCommit:
                     await self._run_alone(*batch[0])
                     continue
                 try:
-                    async with self._batch.begin() as conn:
-                        results = [await op(conn) for op, _ in batch]
+                    results = await self._runner.transaction([op for op, _ in batch], alone=False)
                 except Exception:
                     for op, future in batch:  # isolate the failing write; the others still commit
                         await self._run_alone(op, future)
@@ -173,10 +248,9 @@ class GroupCommit:
         finally:
             self._task = None
 
-    async def _run_alone(self, op: WriteOp, future: asyncio.Future[Any]) -> None:
+    async def _run_alone(self, op: Op, future: asyncio.Future[Any]) -> None:
         try:
-            async with self._alone.begin() as conn:
-                result = await op(conn)
+            [result] = await self._runner.transaction([op], alone=True)
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -208,7 +282,7 @@ def create_engine_for(database_url: str, **engine_kwargs: Any) -> AsyncEngine:
     backend = url.get_backend_name()
     if backend == "sqlite":
         connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} | engine_kwargs.pop("connect_args", {})
-        if url.database not in (None, "", ":memory:") and "poolclass" not in engine_kwargs:
+        if _is_sqlite_file(url.database) and "poolclass" not in engine_kwargs:
             engine_kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
             engine_kwargs.setdefault("max_overflow", SQLITE_MAX_OVERFLOW)
         engine = create_async_engine(url, connect_args=connect_args, **engine_kwargs)
@@ -227,6 +301,25 @@ def create_engine_for(database_url: str, **engine_kwargs: Any) -> AsyncEngine:
                 options.pop(key, None)
         return create_async_engine(url, **options)
     raise ConfigError(f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://")
+
+
+def _is_sqlite_file(database: str | None) -> bool:
+    return bool(database) and database != ":memory:" and not str(database).startswith("file::memory:")
+
+
+def _sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
+    """A stdlib-driver engine on the same SQLite file as ``engine`` (None for in-memory databases)."""
+    url = engine.url
+    if not _is_sqlite_file(url.database):
+        return None
+    sync = create_engine(
+        url.set(drivername="sqlite"),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        pool_size=SQLITE_THREADS,
+        max_overflow=SQLITE_THREADS,
+    )
+    event.listen(sync, "connect", _sqlite_pragmas)
+    return sync
 
 
 def _session(row: RowMapping) -> SessionRecord:
@@ -272,7 +365,9 @@ class SqlTranscriptStore:
             self._single = engine
         else:
             raise ConfigError(f"unsupported database dialect {self._dialect!r}")
-        self.writes = GroupCommit(engine, self._single)
+        sync = _sync_sqlite_engine(engine) if self._dialect == "sqlite" else None
+        self._runner: _Runner = _ThreadRunner(sync) if sync is not None else _EngineRunner(engine, self._single)
+        self.writes = GroupCommit(self._runner)
         self._insert_session = (
             self._insert(SessionRow).on_conflict_do_nothing(index_elements=[SessionRow.id]).returning(*_SESSION_COLUMNS)
         )
@@ -303,23 +398,25 @@ class SqlTranscriptStore:
             "context_started_at": now,
         }
 
-        async def op(conn: AsyncConnection) -> RowMapping | None:
-            row = (await conn.execute(self._insert_session, params)).mappings().one_or_none()
+        def op(conn: Connection) -> SessionRecord | None:
+            row = conn.execute(self._insert_session, params).mappings().one_or_none()
             if row is None:
-                row = (await conn.execute(_SESSION_BY_ID, {"session_id": session_id})).mappings().one_or_none()
-            return row
+                row = conn.execute(_SESSION_BY_ID, {"session_id": session_id}).mappings().one_or_none()
+            return None if row is None else _session(row)
 
         # A concurrent delete can slip between the two statements; then the insert is tried again.
         for _ in range(3):
-            row = await self.writes.run(op)
-            if row is not None:
-                return _session(row)
+            record = await self.writes.run(op)
+            if record is not None:
+                return cast(SessionRecord, record)
         raise RuntimeError(f"session {session_id!r} kept disappearing while being created")
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
-        async with self._single.connect() as conn:
-            row = (await conn.execute(_SESSION_BY_ID, {"session_id": session_id})).mappings().one_or_none()
-        return None if row is None else _session(row)
+        def op(conn: Connection) -> SessionRecord | None:
+            row = conn.execute(_SESSION_BY_ID, {"session_id": session_id}).mappings().one_or_none()
+            return None if row is None else _session(row)
+
+        return cast(SessionRecord | None, await self._runner.read(op))
 
     async def add_user_message(
         self, session_id: str, turn_id: str, content: str, now: datetime, *, reset_context: bool
@@ -330,8 +427,8 @@ class SqlTranscriptStore:
         if self._dialect == "postgresql":
             statement = self._pg_user[reset_context]
 
-            async def op(conn: AsyncConnection) -> int | None:
-                return cast(int | None, (await conn.execute(statement, params)).scalar_one_or_none())
+            def op(conn: Connection) -> int | None:
+                return cast(int | None, conn.execute(statement, params).scalar_one_or_none())
 
         else:
             touch = _TOUCH_RESET if reset_context else _TOUCH_ONLY
@@ -344,10 +441,10 @@ class SqlTranscriptStore:
                 "created_at": now,
             }
 
-            async def op(conn: AsyncConnection) -> int | None:
-                if (await conn.execute(touch, {"session_id": session_id, "now": now})).rowcount == 0:
+            def op(conn: Connection) -> int | None:
+                if conn.execute(touch, {"session_id": session_id, "now": now}).rowcount == 0:
                     return None
-                return cast(int, (await conn.execute(self._insert_user, row)).scalar_one())
+                return cast(int, conn.execute(self._insert_user, row).scalar_one())
 
         message_id = await self.writes.run(op)
         if message_id is None:
@@ -388,8 +485,8 @@ class SqlTranscriptStore:
             "now": as_utc(now),
         }
 
-        async def op(conn: AsyncConnection) -> bool:
-            return (await conn.execute(self._insert_assistant, params)).scalar_one_or_none() is not None
+        def op(conn: Connection) -> bool:
+            return conn.execute(self._insert_assistant, params).scalar_one_or_none() is not None
 
         return cast(bool, await self.writes.run(op))
 
@@ -407,26 +504,34 @@ class SqlTranscriptStore:
             query = query.order_by(MessageRow.created_at.desc(), MessageRow.id.desc()).limit(last)
         else:
             query = query.order_by(MessageRow.created_at, MessageRow.id)
-        async with self._single.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        messages = [_message(row) for row in rows]
+
+        def op(conn: Connection) -> list[MessageRecord]:
+            return [_message(row) for row in conn.execute(query).mappings()]
+
+        messages = cast(list[MessageRecord], await self._runner.read(op))
         if last is not None:
             messages.reverse()
         return messages
 
     async def delete_session(self, session_id: str) -> bool:
         # Explicit message delete: SQLite only cascades when PRAGMA foreign_keys is on for that connection.
-        async with self.engine.begin() as conn:
-            await conn.execute(delete(MessageRow).where(MessageRow.session_id == session_id))
-            deleted = (
-                await conn.execute(delete(SessionRow).where(SessionRow.id == session_id).returning(SessionRow.id))
+        def op(conn: Connection) -> bool:
+            conn.execute(delete(MessageRow).where(MessageRow.session_id == session_id))
+            deleted = conn.execute(
+                delete(SessionRow).where(SessionRow.id == session_id).returning(SessionRow.id)
             ).scalar_one_or_none()
-        return deleted is not None
+            return deleted is not None
+
+        [deleted] = await self._runner.transaction([op], alone=False)
+        return cast(bool, deleted)
 
     async def ping(self) -> None:
-        async with self._single.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        def op(conn: Connection) -> None:
+            conn.execute(text("SELECT 1"))
+
+        await self._runner.read(op)
 
     async def aclose(self) -> None:
         await self.writes.wait_idle()
+        await self._runner.aclose()
         await self.engine.dispose()
