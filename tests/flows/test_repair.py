@@ -207,7 +207,13 @@ def test_warm_builds_the_router_once(engine: FlowEngine) -> None:
 def test_is_question_tells_questions_from_bare_answers() -> None:
     from kefu.flows.repair import is_question
 
-    for question in ("运费多少", "退款多久到账", "你们支持七天无理由退货吗", "发票怎么开", "how long does shipping take?"):
+    for question in (
+        "运费多少",
+        "退款多久到账",
+        "你们支持七天无理由退货吗",
+        "发票怎么开",
+        "how long does shipping take?",
+    ):
         assert is_question(question), question
     for answer in ("杭州", "上海市浦东新区", "DD20261101001", "质量问题", "1234"):
         assert not is_question(answer), answer
