@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support import KefuServer, MockLLM, free_port, wait_http
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -155,6 +157,42 @@ def describe_machine(m: dict[str, Any]) -> str:
         f"{m['date']}; {m['nproc']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Linux {m['kernel']}, "
         f"Python {m['python']}; load average at start {load}"
     )
+
+
+class BenchServer(KefuServer):
+    """``kefu serve`` with its output in a log file (a pipe nobody reads fills up under load and freezes it)."""
+
+    def start(self) -> BenchServer:
+        env = {**os.environ, **self.env}
+        self.log_path = self.workdir / f"kefu-{self.port}.log"
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kefu", "serve", "--port", str(self.port), "--workers", str(self.workers)],
+                env=env,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_http(f"{self.url}/healthz", self.proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{self.log_path.read_text(errors='replace')[-4000:]}") from None
+        return self
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+def start_bench_mock(workdir: Path, *args: str) -> MockLLM:
+    """``kefu mock-llm`` on a free port, its output in a log file."""
+    port = free_port()
+    with (workdir / f"mock-{port}.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kefu", "mock-llm", "--port", str(port), *args], stdout=log, stderr=subprocess.STDOUT
+        )
+    mock = MockLLM(port=port, proc=proc)
+    wait_http(f"{mock.url}/healthz", proc)
+    return mock
 
 
 # ------------------------------------------------------------------------------------------------- numbers

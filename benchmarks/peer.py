@@ -40,6 +40,7 @@ import httpx
 from benchmarks.common import (
     REPO,
     RESULTS,
+    BenchServer,
     Sampler,
     Step,
     User,
@@ -51,9 +52,10 @@ from benchmarks.common import (
     pct,
     plot,
     raise_fd_limit,
+    start_bench_mock,
     write_json,
 )
-from tests.support import JWT_SECRET, KefuServer, free_port, start_mock, token_for
+from tests.support import JWT_SECRET, free_port, token_for
 
 MODEL_ONLY_BOT = REPO / "tests" / "bots" / "model-only"
 QUESTION = "你好，请问发货要多久？"
@@ -266,9 +268,8 @@ def main() -> None:
     raise_fd_limit()
     info = machine()
     workdir = Path(tempfile.mkdtemp(prefix="kefu-peer-"))
-    mock = start_mock(
-        "--ttft", str(args.ttft), "--tps", str(args.tps), "--tokens", str(args.tokens), "--chunk-chars", "1"
-    )
+    mock_args = ["--ttft", str(args.ttft), "--tps", str(args.tps), "--tokens", str(args.tokens)]
+    mock = start_bench_mock(workdir, *mock_args, "--chunk-chars", "1")
     env = {
         "KEFU_JWT_SECRET": JWT_SECRET,
         "KEFU_LLM_BASE_URL": mock.url + "/v1",
@@ -283,7 +284,7 @@ def main() -> None:
         "KEFU_RATE_LIMIT_API_KEY": "off",
         "KEFU_LLM_MAX_CONCURRENCY": "100000",
     }
-    server = KefuServer(env=env, workdir=workdir, port=free_port()).start()
+    server = BenchServer(env=env, workdir=workdir, port=free_port()).start()
     litellm = None
     try:
         litellm = LiteLLM(mock.url, workdir)
@@ -337,6 +338,7 @@ def main() -> None:
             "logx": True,
             "logy": True,
             "hline": 50,
+            "hline_label": "50 ms",
             "series": [
                 {
                     "label": f"{name} {q}",

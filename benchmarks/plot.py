@@ -23,7 +23,13 @@ def main() -> None:
     for series in spec["series"]:
         ax.plot(series["x"], series["y"], series.get("style", "-o"), label=series["label"])
     if spec.get("hline") is not None:
-        ax.axhline(spec["hline"], color="grey", linestyle="--", linewidth=1, label=f"{spec['hline']:g}")
+        ax.axhline(
+            spec["hline"],
+            color="grey",
+            linestyle="--",
+            linewidth=1,
+            label=spec.get("hline_label", f"{spec['hline']:g}"),
+        )
     if spec.get("logx"):
         ax.set_xscale("log")
     if spec.get("logy"):

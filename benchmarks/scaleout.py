@@ -36,6 +36,7 @@ from typing import Any
 from benchmarks.common import (
     REPO,
     RESULTS,
+    BenchServer,
     Step,
     User,
     describe_machine,
@@ -43,10 +44,11 @@ from benchmarks.common import (
     measure,
     ms,
     raise_fd_limit,
+    start_bench_mock,
     write_json,
 )
 from benchmarks.peak import FAQ
-from tests.support import JWT_SECRET, KefuServer, MockLLM, free_port, start_mock, token_for
+from tests.support import JWT_SECRET, MockLLM, free_port, token_for
 
 MODEL_ONLY_BOT = REPO / "tests" / "bots" / "model-only"
 
@@ -79,7 +81,7 @@ class Database:
         asyncio.run(_admin(self.server_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
 
 
-def start_server(path: str, workers: int, mock: MockLLM, args: argparse.Namespace, workdir: Path) -> KefuServer:
+def start_server(path: str, workers: int, mock: MockLLM, args: argparse.Namespace, workdir: Path) -> BenchServer:
     env = {
         "KEFU_JWT_SECRET": JWT_SECRET,
         "KEFU_LLM_BASE_URL": mock.url + "/v1",
@@ -97,7 +99,7 @@ def start_server(path: str, workers: int, mock: MockLLM, args: argparse.Namespac
         "KEFU_LLM_ADAPTIVE_CONCURRENCY": "false",
         "KEFU_ANSWER_CACHE_TTL": "3600" if path == "cache" else "0",
     }
-    server = KefuServer(env=env, workdir=workdir, port=free_port(), workers=workers).start()
+    server = BenchServer(env=env, workdir=workdir, port=free_port(), workers=workers).start()
     time.sleep(2.0 if workers > 1 else 0.5)  # /healthz answers when the first worker is up
     return server
 
@@ -182,8 +184,8 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of arrivals per rate")
-    parser.add_argument("--cache-rates", type=float, nargs="+", default=[50, 100, 150, 200, 300, 400])
-    parser.add_argument("--model-rates", type=float, nargs="+", default=[25, 50, 75, 100, 150, 200])
+    parser.add_argument("--cache-rates", type=float, nargs="+", default=[40, 55, 70, 85, 100, 120, 140])
+    parser.add_argument("--model-rates", type=float, nargs="+", default=[15, 20, 25, 30, 40, 50, 60])
     parser.add_argument("--paths", nargs="+", default=["cache", "model"], choices=["cache", "model"])
     parser.add_argument("--ttft", type=float, default=0.05)
     parser.add_argument("--tps", type=float, default=400.0)
@@ -197,9 +199,8 @@ def main() -> None:
     raise_fd_limit()
     info = machine()
     workdir = Path(tempfile.mkdtemp(prefix="kefu-scaleout-"))
-    mock = start_mock(
-        "--ttft", str(args.ttft), "--tps", str(args.tps), "--tokens", str(args.tokens), "--chunk-chars", "4"
-    )
+    mock_args = ["--ttft", str(args.ttft), "--tps", str(args.tps), "--tokens", str(args.tokens)]
+    mock = start_bench_mock(workdir, *mock_args, "--chunk-chars", "4")
     print(f"machine: {describe_machine(info)}")
     print(
         "| path | workers | offered/s | completed/s | completed in window % | errors | late starts | cached | "

@@ -27,6 +27,7 @@ from typing import Any
 
 from benchmarks.common import (
     RESULTS,
+    BenchServer,
     Step,
     User,
     describe_machine,
@@ -35,10 +36,11 @@ from benchmarks.common import (
     ms,
     peak_overlap,
     raise_fd_limit,
+    start_bench_mock,
     summarize,
     write_json,
 )
-from tests.support import JWT_SECRET, KefuServer, free_port, start_mock, token_for
+from tests.support import JWT_SECRET, free_port, token_for
 
 # Answered by the demo shop's knowledge base (FAQ) without the model.
 FAQ_QUESTIONS = [
@@ -100,9 +102,8 @@ def main() -> None:
     raise_fd_limit()
     info = machine()
     workdir = Path(tempfile.mkdtemp(prefix="kefu-seed-"))
-    mock = start_mock(
-        "--ttft", str(args.ttft), "--tps", str(args.tps), "--tokens", str(args.tokens), "--chunk-chars", "2"
-    )
+    mock_args = ["--ttft", str(args.ttft), "--tps", str(args.tps), "--tokens", str(args.tokens)]
+    mock = start_bench_mock(workdir, *mock_args, "--chunk-chars", "2")
     env = {
         "KEFU_JWT_SECRET": JWT_SECRET,
         "KEFU_LLM_BASE_URL": mock.url + "/v1",
@@ -114,7 +115,7 @@ def main() -> None:
     }
     if args.redis:
         env |= {"KEFU_REDIS_URL": args.redis, "KEFU_REDIS_PREFIX": f"kefu-seed-{free_port()}"}
-    server = KefuServer(env=env, workdir=workdir, port=free_port(), workers=args.workers).start()
+    server = BenchServer(env=env, workdir=workdir, port=free_port(), workers=args.workers).start()
     assert server.proc is not None
     try:
         rng = random.Random(args.seed)

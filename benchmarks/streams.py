@@ -23,6 +23,7 @@ from typing import Any
 from benchmarks.common import (
     REPO,
     RESULTS,
+    BenchServer,
     Step,
     User,
     describe_machine,
@@ -32,9 +33,10 @@ from benchmarks.common import (
     peak_overlap,
     raise_fd_limit,
     rss_bytes,
+    start_bench_mock,
     write_json,
 )
-from tests.support import JWT_SECRET, KefuServer, free_port, start_mock, token_for
+from tests.support import JWT_SECRET, free_port, token_for
 
 MODEL_ONLY_BOT = REPO / "tests" / "bots" / "model-only"
 
@@ -69,6 +71,7 @@ def main() -> None:
     parser.add_argument("--ttft", type=float, default=0.2)
     parser.add_argument("--tps", type=float, default=10.0, help="tokens per second of each stream")
     parser.add_argument("--tokens", type=int, default=100)
+    parser.add_argument("--chunk-chars", type=int, default=1, help="tokens per upstream chunk")
     parser.add_argument("--redis", default=None, help="Redis URL for hot state (default: in memory)")
     parser.add_argument("--postgres", default=None, help="postgresql+asyncpg:// URL (default: SQLite)")
     parser.add_argument("--out", type=Path, default=RESULTS / "streams.json")
@@ -79,10 +82,9 @@ def main() -> None:
     raise_fd_limit()
     info = machine()
     workdir = Path(tempfile.mkdtemp(prefix="kefu-streams-"))
-    mock = start_mock(
-        "--ttft", str(args.ttft), "--tps", str(args.tps), "--tokens", str(args.tokens), "--chunk-chars", "1"
-    )
-    server = KefuServer(env=server_env(mock.url, workdir, args), workdir=workdir, port=free_port()).start()
+    mock_args = ["--ttft", str(args.ttft), "--tps", str(args.tps), "--tokens", str(args.tokens)]
+    mock = start_bench_mock(workdir, *mock_args, "--chunk-chars", str(args.chunk_chars))
+    server = BenchServer(env=server_env(mock.url, workdir, args), workdir=workdir, port=free_port()).start()
     assert server.proc is not None
     try:
         # One warm-up turn (imports, pools, the database file), then the idle footprint.
@@ -99,7 +101,7 @@ def main() -> None:
         result: dict[str, Any] = {
             "machine": info,
             "command": " ".join(["python -m benchmarks.streams", *sys.argv[1:]]),
-            "mock": {"ttft": args.ttft, "tps": args.tps, "tokens": args.tokens, "chunk_chars": 1},
+            "mock": {"ttft": args.ttft, "tps": args.tps, "tokens": args.tokens, "chunk_chars": args.chunk_chars},
             "hot_state": "redis" if args.redis else "memory",
             "database": "postgres" if args.postgres else "sqlite",
             "streams": args.streams,
@@ -122,7 +124,8 @@ def main() -> None:
         s = result["summary"]
         print(f"machine: {describe_machine(info)}")
         print(
-            f"mock: ttft {args.ttft}s, {args.tokens} tokens at {args.tps}/s (one per chunk, ideal {ideal:.1f}s); "
+            f"mock: ttft {args.ttft}s, {args.tokens} tokens at {args.tps}/s ({args.chunk_chars} per chunk, "
+            f"ideal {ideal:.1f}s); "
             f"{args.streams} streams opened over {args.ramp:g}s; hot state {result['hot_state']}, {result['database']}"
         )
         print(

@@ -76,22 +76,23 @@ class TurnRunner:
     async def run(self, turn: Turn) -> None:
         """Answer ``turn``; always ends its log with ``done`` or ``error`` and stores the answer once."""
         self._metrics.active_turns.inc()
-        lease = asyncio.create_task(self._keep_lease(turn))
-        # Storing the question overlaps with building the prompt and opening the upstream request.
+        writer = DeltaWriter(
+            lambda events: self._hot.append(turn.turn_id, events),
+            interval=self._config.coalesce_seconds,
+            on_first=lambda: self._metrics.ttft.observe(time.monotonic() - turn.accepted_at),
+        )
+        # The answer task runs first so the upstream request goes out before anything else is done for this
+        # turn; storing the question overlaps with the wait for the first token, and the writer holds any answer
+        # text back until the question is durable.
+        answer = asyncio.create_task(self._answer(turn, writer))
+        self._answers[turn.turn_id] = answer
         user_write = asyncio.create_task(
             self._store.add_user_message(
                 turn.session.id, turn.turn_id, turn.text, _utcnow(), reset_context=turn.reset_context
             )
         )
-        writer = DeltaWriter(
-            lambda events: self._hot.append(turn.turn_id, events),
-            interval=self._config.coalesce_seconds,
-            before_first=user_write,
-            on_first=lambda: self._metrics.ttft.observe(time.monotonic() - turn.accepted_at),
-        )
-        writer.start()
-        answer = asyncio.create_task(self._answer(turn, writer))
-        self._answers[turn.turn_id] = answer
+        writer.start(before_first=user_write)
+        lease = asyncio.create_task(self._keep_lease(turn))
         outcome: Outcome
         try:
             await asyncio.wait([answer])

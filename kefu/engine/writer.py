@@ -39,8 +39,10 @@ class DeltaWriter:
         self.written_chars = 0  # what reached the turn log (and so possibly the user)
         self.refused = False  # the log was finished under us (turn declared lost)
 
-    def start(self) -> None:
-        """Start the writer task."""
+    def start(self, *, before_first: Awaitable[object] | None = None) -> None:
+        """Start the writer task (``before_first`` here, instead of in the constructor, when it starts later)."""
+        if before_first is not None:
+            self._before_first = before_first
         self._task = asyncio.create_task(self._run())
 
     def write(self, text: str) -> None:

@@ -11,6 +11,8 @@ import os
 import ssl
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 # One logical pool per upstream, split into sessions of at most this many connections (a session per shard is
 # cheap, and it bounds the work any one connector does when many requests start or end at once).
@@ -28,6 +30,14 @@ def default_ssl_context() -> ssl.SSLContext:
     except ImportError:  # pragma: no cover - certifi comes with httpx
         return ssl.create_default_context()
     return ssl.create_default_context(cafile=certifi.where())
+
+
+def env_proxy(url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """The proxy ``HTTP(S)_PROXY`` / ``NO_PROXY`` choose for ``url`` (httpx's default behaviour), if any."""
+    try:
+        return get_env_proxy_for_url(url)
+    except LookupError:
+        return None, None
 
 
 class SessionPool:
@@ -83,7 +93,7 @@ class SessionPool:
             # Reads are bounded by the stream's watchdog; only the TCP/TLS connect has its own limit.
             timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=self._connect_timeout),
             cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, like httpx's default
+            trust_env=False,  # the proxy is looked up once (env_proxy), not on every request
             auto_decompress=True,  # only costs anything when the upstream ignores Accept-Encoding: identity
             raise_for_status=False,
         )

@@ -32,7 +32,7 @@ from kefu.llm.base import (
     TextDelta,
     ToolCall,
 )
-from kefu.llm.http_pool import SessionPool
+from kefu.llm.http_pool import SessionPool, env_proxy
 from kefu.llm.openai_wire import (
     ToolCallAssembler,
     message_to_wire,
@@ -111,6 +111,7 @@ class OpenAICompatModel:
         self._temperature = temperature
         self._send_stream_options = True
         self._pool = SessionPool(max_connections=max_connections, connect_timeout=connect_timeout, session=http_client)
+        self._proxy, self._proxy_auth = env_proxy(self._url) if self._url is not None else (None, None)
 
     @classmethod
     def from_settings(
@@ -306,7 +307,14 @@ class OpenAICompatModel:
             token = await self._auth.token()
             headers = _HEADERS if not token else {**_HEADERS, "Authorization": f"Bearer {token}"}
             try:
-                response = await session.request("POST", self._url, data=orjson.dumps(payload), headers=headers)
+                response = await session.request(
+                    "POST",
+                    self._url,
+                    data=orjson.dumps(payload),
+                    headers=headers,
+                    proxy=self._proxy,
+                    proxy_auth=self._proxy_auth,
+                )
             except aiohttp.InvalidURL as exc:
                 raise UpstreamConnectError(
                     f"cannot reach {self._name}: {exc!r}", provider=self._name, retryable=False

@@ -49,7 +49,15 @@ async def test_upgrade_creates_the_schema_and_is_idempotent(database_url: str) -
     await upgrade_database(database_url)
     await upgrade_database(database_url)
     tables, versions, diff = await schema_state(database_url)
-    assert tables == {"sessions", "messages", "kb_entries", "kb_meta", "alembic_version"}
+    assert tables == {
+        "sessions",
+        "messages",
+        "kb_entries",
+        "kb_meta",
+        "flow_states",
+        "handoff_requests",
+        "alembic_version",
+    }
     assert versions == [head(database_url)]
     assert diff == []
 
