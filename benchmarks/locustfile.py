@@ -12,8 +12,10 @@ opens a session with its first question, asks 4 more in the same session with 1-
 and a new shopper takes its place. Half the questions are FAQ questions the demo shop answers from its knowledge
 base, half need the model. Two request types are reported per question kind:
 
-- ``chat faq`` / ``chat model``: the whole streamed answer (until ``done``);
-- ``ttft faq`` / ``ttft model``: time to the first answer text (custom events).
+- ``chat faq`` / ``chat model``: the POST, timed by Locust to the response headers (failures: non-200, an
+  ``error`` event, or a stream that ends without ``done``);
+- ``ttft faq`` / ``ttft model``: time to the first answer text, and ``answer faq`` / ``answer model``: time to
+  the end of the streamed answer (custom events).
 
 Streams that end with an ``error`` event, or without ``done``, count as failures. Use a load generator
 machine separate from the server for numbers that mean anything; Locust's own CPU per request is high.
@@ -115,6 +117,7 @@ class Shopper(HttpUser):  # type: ignore[misc]
                     elif event in ("done", "error"):
                         outcome = (event, raw[6:])
                         break
+            total = time.perf_counter() - start
             if outcome is None:
                 response.failure("stream ended without done")
             elif outcome[0] == "error":
@@ -122,11 +125,11 @@ class Shopper(HttpUser):  # type: ignore[misc]
             else:
                 response.success()
         if first is not None:
-            self.environment.events.request.fire(
-                request_type="SSE",
-                name=f"ttft {kind}",
-                response_time=first * 1000,
-                response_length=0,
-                exception=None,
-                context={},
-            )
+            self._report(f"ttft {kind}", first)
+        if outcome is not None and outcome[0] == "done":
+            self._report(f"answer {kind}", total)
+
+    def _report(self, name: str, seconds: float) -> None:
+        self.environment.events.request.fire(
+            request_type="SSE", name=name, response_time=seconds * 1000, response_length=0, exception=None, context={}
+        )

@@ -16,7 +16,7 @@ first use: ``~/.cache/kefu-bench/litellm``, or ``KEFU_BENCH_ENV``). The load gen
    streams completed cleanly while arrivals were offered, < 1 % errors), CPU seconds per 1,000 streamed tokens
    and peak RSS per process.
 
-    .venv/bin/python -m benchmarks.peer                  # the full run (about 8 minutes)
+    .venv/bin/python -m benchmarks.peer                  # the full run (about 25 minutes on 2 cores)
     .venv/bin/python -m benchmarks.peer --quick          # smoke run (about 1 minute)
 
 Results: ``benchmarks/results/peer.json`` and the plot ``docs/benchmarks-peer-ttft.png``.

@@ -187,6 +187,7 @@ def main() -> None:
     parser.add_argument("--cache-rates", type=float, nargs="+", default=[40, 55, 70, 85, 100, 120, 140])
     parser.add_argument("--model-rates", type=float, nargs="+", default=[15, 20, 25, 30, 40, 50, 60])
     parser.add_argument("--paths", nargs="+", default=["cache", "model"], choices=["cache", "model"])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
     parser.add_argument("--ttft", type=float, default=0.05)
     parser.add_argument("--tps", type=float, default=400.0)
     parser.add_argument("--tokens", type=int, default=20)
@@ -210,7 +211,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     try:
         for path in args.paths:
-            for workers in (1, 2):
+            for workers in args.workers:
                 args.db = Database(args.postgres)
                 try:
                     rows += run_config(path, workers, mock, args, workdir)

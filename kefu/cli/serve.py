@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -89,5 +90,6 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
-        timeout_graceful_shutdown=10,
+        # Readers of running turns stay connected while those turns finish (KEFU_SHUTDOWN_GRACE).
+        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace)),
     )

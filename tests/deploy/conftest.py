@@ -94,7 +94,8 @@ def start_proxy(nginx: str, prefix: Path, replicas: list[int]) -> Proxy:
     main = NGINX_DIR.joinpath("nginx.conf").read_text(encoding="utf-8")
     main = main.replace("worker_processes auto;", "worker_processes 1;")
     temp = "".join(
-        f"    {kind}_temp_path {prefix / 'tmp' / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        f"    {kind}_temp_path {prefix / 'tmp' / kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     main = main.replace("http {\n", "http {\n" + temp, 1)
     # The workers must be able to write the temp dirs under the test's private tmp dir.
