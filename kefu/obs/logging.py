@@ -48,6 +48,16 @@ def _mask_processor(_logger: Any, _method: str, event_dict: MutableMapping[str, 
     return event_dict
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written (test runners and CLIs swap it, then close theirs)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "info", *, json: bool = False) -> None:
     """Set up structlog and the standard library's logging to write masked lines to stderr."""
     numeric = logging.getLevelName(level.upper())
@@ -63,7 +73,7 @@ def configure_logging(level: str = "info", *, json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
 
