@@ -55,11 +55,14 @@ class Sample:
     ok: bool = True
 
 
-async def direct_stream(client: aiohttp.ClientSession, mock_url: str) -> Sample:
+QUESTION = "你好，请问发货要多久？"
+
+
+async def direct_stream(client: aiohttp.ClientSession, mock_url: str, message: str = QUESTION) -> Sample:
     start = time.perf_counter()
     ttft = 0.0
     chunks = 0
-    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "你好，请问发货要多久？"}]}
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": message}]}
     async with client.post(f"{mock_url}/v1/chat/completions", json=body) as response:
         async for line in response.content:
             if line.startswith(b"data: {") and b'"content"' in line and b'"content":""' not in line:
@@ -69,7 +72,9 @@ async def direct_stream(client: aiohttp.ClientSession, mock_url: str) -> Sample:
     return Sample(ttft, time.perf_counter() - start, chunks)
 
 
-async def kefu_stream(client: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> Sample:
+async def kefu_stream(
+    client: aiohttp.ClientSession, url: str, headers: dict[str, str], message: str = QUESTION
+) -> Sample:
     """One turn through ``/v1/chat``; ``ok`` only if it ended in ``done`` with a model answer (not an error, not
     the degraded fallback)."""
     start = time.perf_counter()
@@ -78,9 +83,7 @@ async def kefu_stream(client: aiohttp.ClientSession, url: str, headers: dict[str
     ok = False
     event = b""
     try:
-        async with client.post(
-            f"{url}/v1/chat", json={"message": "你好，请问发货要多久？"}, headers=headers
-        ) as response:
+        async with client.post(f"{url}/v1/chat", json={"message": message}, headers=headers) as response:
             async for line in response.content:
                 if line.startswith(b"event: "):
                     event = line[7:].rstrip()
@@ -121,18 +124,20 @@ class Target:
     mock_cpu: float = 0.0
 
 
-async def run_level(concurrency: int, rounds: int, mock_url: str, mock_pid: int, targets: list[Target]) -> None:
+async def run_level(
+    concurrency: int, rounds: int, mock_url: str, mock_pid: int, targets: list[Target], message: str = QUESTION
+) -> None:
     users = [auth(f"bench-{i}") for i in range(concurrency)]
     direct: list[Sample] = []
     for target in targets:
         target.samples, target.cpu, target.mock_cpu = [], 0.0, 0.0
     async with client_session(concurrency + 10) as client:
         for _ in range(rounds):
-            direct += await asyncio.gather(*(direct_stream(client, mock_url) for _ in range(concurrency)))
+            direct += await asyncio.gather(*(direct_stream(client, mock_url, message) for _ in range(concurrency)))
             for target in targets:
                 before, mock_before = cpu_seconds(target.pid), cpu_seconds(mock_pid)
                 target.samples += await asyncio.gather(
-                    *(kefu_stream(client, target.url, users[i]) for i in range(concurrency))
+                    *(kefu_stream(client, target.url, users[i], message) for i in range(concurrency))
                 )
                 target.cpu += cpu_seconds(target.pid) - before
                 target.mock_cpu += cpu_seconds(mock_pid) - mock_before
@@ -213,7 +218,7 @@ async def main_async(args: argparse.Namespace) -> None:
         "KEFU_LLM_MODEL": "mock-chat",
         "KEFU_LOG_LEVEL": "warning",
         # Measure the model path of a full turn: no FAQ short-circuit, no shared answers, no rate limits.
-        "KEFU_BOT_DIR": str(MODEL_ONLY_BOT),
+        "KEFU_BOT_DIR": args.bot or str(MODEL_ONLY_BOT),
         "KEFU_ANSWER_CACHE_TTL": "0",
         "KEFU_RATE_LIMIT_USER": "off",
         "KEFU_RATE_LIMIT_IP": "off",
@@ -249,11 +254,11 @@ async def main_async(args: argparse.Namespace) -> None:
             targets.append(Target(label, server.url, server.proc.pid))
         async with client_session(10) as client:  # warm-up: first-request costs are not per turn
             for target in targets:
-                await kefu_stream(client, target.url, auth("bench-warmup"))
+                await kefu_stream(client, target.url, auth("bench-warmup"), args.message)
         if args.profile:
             profiler = start_profiler(targets[-1].pid, Path(args.profile))
         for level in args.concurrency:
-            await run_level(level, args.rounds, mock.url, mock.proc.pid, targets)
+            await run_level(level, args.rounds, mock.url, mock.proc.pid, targets, args.message)
     finally:
         if profiler is not None:
             profiler.send_signal(2)  # SIGINT: py-spy writes its output and exits
@@ -276,9 +281,13 @@ def main() -> None:
     parser.add_argument("--redis", default=None, help="use this Redis URL for hot state")
     parser.add_argument("--baseline", default=None, help="also run a kefu imported from this source tree (before)")
     parser.add_argument("--tree", default=None, help="import the kefu under test from this source tree")
+    parser.add_argument(
+        "--bot", default=None, help="bot directory (default: a model-only bot; e.g. kefu/demo for KB search + flows)"
+    )
+    parser.add_argument("--message", default=QUESTION, help="the user message (with --bot: one the model answers)")
     parser.add_argument("--profile", default=None, help="py-spy the (current) kefu server; collapsed stacks here")
     args = parser.parse_args()
-    for name in ("baseline", "tree"):
+    for name in ("baseline", "tree", "bot"):
         if getattr(args, name):
             setattr(args, name, str(Path(getattr(args, name)).resolve()))
     asyncio.run(main_async(args))

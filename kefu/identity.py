@@ -15,6 +15,7 @@ import hmac
 import re
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,6 +28,8 @@ from kefu.errors import AuthError, ConfigError
 # User ids end up in keys, logs and URLs: keep them to a safe alphabet.
 _USER_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
 _DEMO_SECRET_FILE = Path(".kefu") / "jwt-secret"
+# Verified tokens remembered (LRU), so a client's repeated requests skip the signature check.
+_VERIFIED_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,11 @@ class Authenticator:
 
     def __init__(self, *, jwt_secret: str | None, api_keys: frozenset[str]) -> None:
         self._secret = jwt_secret
-        self._api_keys = tuple(api_keys)
+        self._api_keys = tuple(k.encode() for k in api_keys)
+        # token -> (identity, exp): only tokens that verified, kept until their ``exp`` (then verified again,
+        # which raises ``token_expired``). A token that verified once stays valid until then: the secret is fixed
+        # for the process, and ``nbf``/``iat`` only become more valid with time.
+        self._verified: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
@@ -106,13 +113,20 @@ class Authenticator:
     def _is_api_key(self, token: str) -> bool:
         # Constant-time compare against every key so timing does not reveal a prefix match.
         found = False
+        raw = token.encode()
         for key in self._api_keys:
-            found |= hmac.compare_digest(key.encode(), token.encode())
+            found |= hmac.compare_digest(key, raw)
         return found
 
     def _verify_jwt(self, token: str) -> Identity:
         if self._secret is None:
             raise AuthError("end-user tokens are not accepted: KEFU_JWT_SECRET is not configured")
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() < cached[1]:
+                self._verified.move_to_end(token)
+                return cached[0]
+            del self._verified[token]  # expired: the full check below says so
         try:
             claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
         except jwt.ExpiredSignatureError as exc:
@@ -123,4 +137,10 @@ class Authenticator:
         if not isinstance(sub, str):
             raise AuthError("invalid token: 'sub' must be a string", code="invalid_token")
         kind: Literal["user", "visitor"] = "visitor" if sub.startswith("visitor-") else "user"
-        return Identity(user_id=check_user_id(sub), kind=kind)
+        identity = Identity(user_id=check_user_id(sub), kind=kind)
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and not isinstance(exp, bool):
+            self._verified[token] = (identity, float(exp))
+            if len(self._verified) > _VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return identity

@@ -65,3 +65,27 @@ def test_authenticator_without_secret_refuses_jwt() -> None:
     with pytest.raises(AuthError) as err:
         auth.authenticate(f"Bearer {mint_token('u', SECRET)}")
     assert "KEFU_JWT_SECRET" in err.value.message
+
+
+def test_a_verified_token_is_remembered_until_it_expires() -> None:
+    auth = _auth()
+    token = jwt.encode({"sub": "u-cached", "exp": time.time() + 1.5}, SECRET, algorithm="HS256")
+    first = auth.authenticate(f"Bearer {token}")
+    assert auth.authenticate(f"Bearer {token}") == first  # from the cache
+    time.sleep(1.6)
+    with pytest.raises(AuthError) as err:
+        auth.authenticate(f"Bearer {token}")
+    assert err.value.code == "token_expired"
+
+
+def test_rejected_tokens_are_not_remembered() -> None:
+    auth = _auth()
+    bad = mint_token("u", "other-secret-" * 4)
+    for _ in range(2):
+        with pytest.raises(AuthError):
+            auth.authenticate(f"Bearer {bad}")
+    good = mint_token("u", SECRET)
+    assert auth.authenticate(f"Bearer {good}").user_id == "u"
+    # A token differing from a remembered one (here: its signature) is checked in full.
+    with pytest.raises(AuthError):
+        auth.authenticate(f"Bearer {good[:-2]}{'AA' if not good.endswith('AA') else 'BB'}")

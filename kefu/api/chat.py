@@ -40,8 +40,7 @@ async def _stream(runtime: Runtime, meta: TurnMeta, after: int) -> AsyncIterator
 async def post_chat(body: ChatIn, identity: LimitedIdentityDep, runtime: RuntimeDep) -> StreamingResponse:
     """Start a turn and stream its events (``session``, ``delta``…, then ``done`` or ``error``)."""
     handle = await runtime.chat.start_turn(identity, body.message, body.session_id)
-    meta = await runtime.chat.turn_meta(identity, handle.turn_id)
-    return sse_response(_stream(runtime, meta, 0))
+    return sse_response(_stream(runtime, handle.meta, 0))
 
 
 def _resume_point(turn_id: str, last_event_id: str | None, after: int | None) -> int:

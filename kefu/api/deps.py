@@ -1,10 +1,14 @@
-"""FastAPI dependencies: the runtime and the verified caller."""
+"""FastAPI dependencies: the runtime and the verified caller.
+
+Each dependency takes only the request and reads its headers itself: every declared ``Header()`` parameter or
+sub-dependency is one more value FastAPI resolves and validates per request, on the path of every turn.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from kefu.identity import Identity
 from kefu.runtime import Runtime
@@ -19,25 +23,22 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def get_identity(
-    runtime: RuntimeDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_kefu_user: Annotated[str | None, Header()] = None,
-) -> Identity:
+async def get_identity(request: Request) -> Identity:
     """The caller, from ``Authorization: Bearer …`` (and ``X-Kefu-User`` for API keys)."""
-    return runtime.auth.authenticate(authorization, x_kefu_user)
+    runtime: Runtime = request.app.state.runtime
+    headers = request.headers
+    return runtime.auth.authenticate(headers.get("authorization"), headers.get("x-kefu-user"))
 
 
 IdentityDep = Annotated[Identity, Depends(get_identity)]
 
 
-async def get_limited_identity(
-    request: Request,
-    identity: IdentityDep,
-    runtime: RuntimeDep,
-    authorization: Annotated[str | None, Header()] = None,
-) -> Identity:
+async def get_limited_identity(request: Request) -> Identity:
     """The caller, after counting this request against the user, API-key and IP rate limits (429 if over)."""
+    runtime: Runtime = request.app.state.runtime
+    headers = request.headers
+    authorization = headers.get("authorization")
+    identity = runtime.auth.authenticate(authorization, headers.get("x-kefu-user"))
     api_key = authorization.partition(" ")[2].strip() if identity.kind == "server" and authorization else None
     client_ip = request.client.host if request.client else None
     await runtime.limiter.check(identity, client_ip=client_ip, api_key=api_key)

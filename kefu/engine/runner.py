@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -40,6 +41,9 @@ class Turn:
     reset_context: bool
     accepted_at: float = field(default_factory=time.monotonic)
     cancel_requested: bool = False
+    running: bool = False  # the turn's task has begun (see TurnRunner.start)
+    # A new session's row, still being written when the turn starts: the question is stored once it is done.
+    session_ready: Awaitable[object] | None = None
 
 
 class TurnRunner:
@@ -73,24 +77,51 @@ class TurnRunner:
         task.cancel()
         return True
 
+    @property
+    def answers_write_session_rows(self) -> bool:
+        """Whether answering may write rows that reference the session (flow state, handoffs): then a new
+        session's row has to exist before the answer starts."""
+        return self._answerer.tasks is not None
+
+    def start(self, turn: Turn) -> asyncio.Task[None]:
+        """Start answering ``turn``: its answer task is created before anything else, so the upstream request
+        goes out one task hop after the caller yields; returns the task that runs the rest of the turn."""
+        self._metrics.active_turns.inc()
+        writer = self._writer(turn)
+        answer = asyncio.create_task(self._answer(turn, writer))
+        self._answers[turn.turn_id] = answer
+        task = asyncio.create_task(self._run(turn, writer, answer), name=f"turn-{turn.turn_id}")
+        task.add_done_callback(lambda _: None if turn.running else self._never_ran(turn, answer))
+        return task
+
+    def _never_ran(self, turn: Turn, answer: asyncio.Task[Outcome]) -> None:
+        # Cancelled before its first step (shutdown without grace): stop the answer it would have awaited. The
+        # session lock and the turn lease then expire, and readers learn the turn was lost.
+        answer.cancel()
+        self._answers.pop(turn.turn_id, None)
+        self._metrics.active_turns.dec()
+
     async def run(self, turn: Turn) -> None:
         """Answer ``turn``; always ends its log with ``done`` or ``error`` and stores the answer once."""
         self._metrics.active_turns.inc()
-        writer = DeltaWriter(
-            lambda events: self._hot.append(turn.turn_id, events),
-            interval=self._config.coalesce_seconds,
-            on_first=lambda: self._metrics.ttft.observe(time.monotonic() - turn.accepted_at),
-        )
+        writer = self._writer(turn)
         # The answer task runs first so the upstream request goes out before anything else is done for this
         # turn; storing the question overlaps with the wait for the first token, and the writer holds any answer
         # text back until the question is durable.
         answer = asyncio.create_task(self._answer(turn, writer))
         self._answers[turn.turn_id] = answer
-        user_write = asyncio.create_task(
-            self._store.add_user_message(
-                turn.session.id, turn.turn_id, turn.text, _utcnow(), reset_context=turn.reset_context
-            )
+        await self._run(turn, writer, answer)
+
+    def _writer(self, turn: Turn) -> DeltaWriter:
+        return DeltaWriter(
+            lambda events: self._hot.append(turn.turn_id, events),
+            interval=self._config.coalesce_seconds,
+            on_first=lambda: self._metrics.ttft.observe(time.monotonic() - turn.accepted_at),
         )
+
+    async def _run(self, turn: Turn, writer: DeltaWriter, answer: asyncio.Task[Outcome]) -> None:
+        turn.running = True
+        user_write = asyncio.create_task(self._store_question(turn))
         writer.start(before_first=user_write)
         lease = asyncio.create_task(self._keep_lease(turn))
         outcome: Outcome
@@ -116,7 +147,18 @@ class TurnRunner:
             await self._hot.release_session(turn.session.id, turn.turn_id)
             self._metrics.active_turns.dec()
 
+    async def _store_question(self, turn: Turn) -> None:
+        if turn.session_ready is not None:
+            await turn.session_ready
+        await self._store.add_user_message(
+            turn.session.id, turn.turn_id, turn.text, _utcnow(), reset_context=turn.reset_context
+        )
+
     async def _answer(self, turn: Turn, writer: DeltaWriter) -> Outcome:
+        if turn.session_ready is not None and self.answers_write_session_rows:
+            # Flows store their state (and handoffs) in rows that reference the session: the row must exist
+            # first (the service creates it up front for such bots; this covers a bot reloaded meanwhile).
+            await turn.session_ready
         history = await self._history(turn)
         return await self._answerer.answer(
             turn.turn_id, turn.user_id, turn.text, history, writer, session_id=turn.session.id

@@ -32,6 +32,15 @@ class TurnHandle:
 
     session_id: str
     turn_id: str
+    user_id: str = ""
+    created_at: float = 0.0
+
+    @property
+    def meta(self) -> TurnMeta:
+        """The turn's metadata as it was at the start (what ``follow`` needs, without reading it back)."""
+        return TurnMeta(
+            turn_id=self.turn_id, session_id=self.session_id, user_id=self.user_id, created_at=self.created_at
+        )
 
 
 def new_id(prefix: str) -> str:
@@ -92,30 +101,55 @@ class ChatService:
 
         ``session_id`` None starts a new session. An unknown or foreign session is :class:`NotFound`
         (unless ``create_missing``, used for derived ids), a running turn in it :class:`Conflict`.
+
+        A new session's row is written while the turn's upstream request goes out (the turn stores its question
+        once the row exists); this returns once the row is durable, so a client that learns the session id
+        can use it at once.
         """
         text = self.validate_message(message)
         now = datetime.now(UTC)
-        session = await self._open_session(identity, session_id, now, create_missing=create_missing)
+        if session_id is None and not self._runner.answers_write_session_rows:
+            session = SessionRecord(new_id("s"), identity.user_id, now, now, now)
+            fresh = True
+        elif session_id is None:
+            # A bot with flows: answering may store flow state that references the row, so it comes first.
+            session = await self._store.create_session(new_id("s"), identity.user_id, now)
+            fresh = False
+        else:
+            session = await self._open_session(identity, session_id, now, create_missing=create_missing)
+            fresh = False
         turn_id = new_id("t")
-        holder = await self._hot.acquire_session(session.id, turn_id, lease_seconds=self._lease)
+        meta = TurnMeta(turn_id=turn_id, session_id=session.id, user_id=identity.user_id, created_at=time.time())
+        # Lock, turn registration and its first event in one hot-state call (one Redis round trip).
+        holder = await self._hot.begin_turn(
+            meta, [ev.session_event(session.id, turn_id)], owner=self._owner, lease_seconds=self._lease
+        )
         if holder is not None:
             raise Conflict(f"a turn is already running in this session ({holder}); wait for it or cancel it")
-        meta = TurnMeta(turn_id=turn_id, session_id=session.id, user_id=identity.user_id, created_at=time.time())
-        await self._hot.create_turn(meta, owner=self._owner, lease_seconds=self._lease)
-        await self._hot.append(turn_id, [ev.session_event(session.id, turn_id)])
         reset = now - session.last_active_at > self._session_ttl
         turn = Turn(turn_id=turn_id, session=session, user_id=identity.user_id, text=text, reset_context=reset)
-        task = asyncio.create_task(self._runner.run(turn), name=f"turn-{turn_id}")
+        task = self._runner.start(turn)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        handle = TurnHandle(session.id, turn_id, identity.user_id, meta.created_at)
+        if fresh:
+            # Created after the turn's tasks, so its upstream request goes out first (tasks start in order). The
+            # turn waits for the row before storing the question (set here, before the turn's task first runs).
+            created = asyncio.create_task(self._store.create_session(session.id, identity.user_id, now))
+            turn.session_ready = created
+            try:
+                await asyncio.shield(created)
+            except asyncio.CancelledError:
+                raise  # the caller went away: the row is still written and the turn goes on
+            except Exception:
+                self._runner.cancel_local(turn_id)
+                raise
         log.info("turn_started", turn_id=turn_id, session_id=session.id, user_id=identity.user_id, chars=len(text))
-        return TurnHandle(session_id=session.id, turn_id=turn_id)
+        return handle
 
     async def _open_session(
-        self, identity: Identity, session_id: str | None, now: datetime, *, create_missing: bool
+        self, identity: Identity, session_id: str, now: datetime, *, create_missing: bool
     ) -> SessionRecord:
-        if session_id is None:
-            return await self._store.create_session(new_id("s"), identity.user_id, now)
         if not _SESSION_ID.match(session_id):
             raise NotFound("session not found")
         session = await self._store.get_session(session_id)

@@ -157,6 +157,17 @@ class HotState(Protocol):
         """Register a new turn (meta + an empty log) and take its lease for ``owner``."""
         ...
 
+    async def begin_turn(
+        self, meta: TurnMeta, events: Sequence[tuple[str, str]], *, owner: str, lease_seconds: float
+    ) -> str | None:
+        """Start a turn in one round trip: take the session lock for it, then register it and append ``events``.
+
+        The same as :meth:`acquire_session` (``lease_seconds``), then :meth:`create_turn` and :meth:`append`.
+        Returns None on success; if another turn holds the session lock, returns that turn's id and leaves no
+        trace of this one (no meta, log or lease).
+        """
+        ...
+
     async def get_turn(self, turn_id: str) -> TurnMeta | None:
         """The turn's metadata (``finished`` and ``last_seq`` current), or None if unknown/expired."""
         ...

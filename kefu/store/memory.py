@@ -138,6 +138,23 @@ class MemoryHotState:
         self._cancels.pop(meta.turn_id, None)
         self._leases[meta.turn_id] = _Expiring(owner, now + lease_seconds)
 
+    async def begin_turn(
+        self, meta: TurnMeta, events: Sequence[tuple[str, str]], *, owner: str, lease_seconds: float
+    ) -> str | None:
+        finishes = check_terminal_last(events)
+        now = self._now_and_sweep()
+        lock = self._locks.get(meta.session_id)
+        if lock is not None and lock.expires_at > now and lock.value != meta.turn_id:
+            return lock.value
+        self._locks[meta.session_id] = _Expiring(meta.turn_id, now + lease_seconds)
+        turn = _Turn(meta=replace(meta, finished=False, last_seq=0), expires_at=now + self.turn_log_ttl)
+        if events:
+            turn.log.extend(events, finished=finishes)
+        self._turns[meta.turn_id] = turn
+        self._cancels.pop(meta.turn_id, None)
+        self._leases[meta.turn_id] = _Expiring(owner, now + lease_seconds)
+        return None
+
     async def get_turn(self, turn_id: str) -> TurnMeta | None:
         turn = self._live_turn(turn_id)
         if turn is None:

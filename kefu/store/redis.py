@@ -55,6 +55,24 @@ redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return seq
 """
 
+# KEYS meta, log, cancel, lease. ARGV ttl_ms, lease_ms, owner, finished (0/1), turn_id, session_id, user_id,
+# created_at, append token, then type, data pairs. create_turn and append in one script (the session lock, in
+# another hash slot, is taken by _ACQUIRE in the same pipeline).
+_BEGIN_TURN = """
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local seq = 0
+for i = 10, #ARGV, 2 do
+  seq = seq + 1
+  redis.call('XADD', KEYS[2], '0-' .. seq, 't', ARGV[i], 'd', ARGV[i + 1])
+end
+redis.call('HSET', KEYS[1], 'turn_id', ARGV[5], 'session_id', ARGV[6], 'user_id', ARGV[7], 'created_at', ARGV[8],
+  'finished', ARGV[4], 'seq', seq, 'token', ARGV[9])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if seq > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[2])
+return seq
+"""
+
 # KEYS lease, cancel. ARGV owner, lease_ms.
 _RENEW_TURN = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -153,6 +171,7 @@ class RedisHotState:
         self._renew_turn = client.register_script(_RENEW_TURN)
         self._renew_lock = client.register_script(_RENEW_LOCK)
         self._acquire = client.register_script(_ACQUIRE)
+        self._begin_turn = client.register_script(_BEGIN_TURN)
         self._release = client.register_script(_RELEASE)
         self._push_context = client.register_script(_PUSH_CONTEXT)
         self._instance = uuid.uuid4().hex
@@ -213,6 +232,45 @@ class RedisHotState:
         now = time.monotonic()
         self._sweep_mirrors(now)
         self._mirrors[meta.turn_id] = _Mirror(LocalTurnLog(), now)
+
+    async def begin_turn(
+        self, meta: TurnMeta, events: Sequence[tuple[str, str]], *, owner: str, lease_seconds: float
+    ) -> str | None:
+        finished = check_terminal_last(events)
+        lease_ms = _ms(lease_seconds)
+        lock_key = self._session_key(meta.session_id, "lock")
+        turn_keys = [self._turn_key(meta.turn_id, part) for part in ("meta", "log", "cancel", "lease")]
+        args: list[str | int] = [self._ttl_ms, lease_ms, owner, int(finished), meta.turn_id, meta.session_id]
+        args += (meta.user_id, repr(meta.created_at), f"{self._instance}:{next(self._append_count)}")
+        for event_type, data in events:
+            args += (event_type, data)
+        # Two scripts (the lock and the turn live in different hash slots) in one pipeline: one round trip.
+        for attempt in range(2):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.evalsha(self._acquire.sha, 1, lock_key, meta.turn_id, lease_ms)
+            pipe.evalsha(self._begin_turn.sha, 4, *turn_keys, *args)
+            holder, created = await pipe.execute(raise_on_error=False)
+            failures = [r for r in (holder, created) if isinstance(r, Exception)]
+            if not failures:
+                break
+            if attempt == 0 and all(isinstance(r, NoScriptError) for r in failures):
+                await self._client.script_load(_ACQUIRE)
+                await self._client.script_load(_BEGIN_TURN)
+                continue
+            raise failures[0]
+        if holder is not None:
+            # Someone else's turn runs in the session: undo this one (rare; costs a second round trip).
+            await self._client.delete(*turn_keys)
+            return _text(holder)
+        now = time.monotonic()
+        self._sweep_mirrors(now)
+        mirror = _Mirror(LocalTurnLog(), now)
+        if events:
+            mirror.log.extend(events, finished=finished)
+        self._mirrors[meta.turn_id] = mirror
+        if finished:
+            self._retire_mirror(meta.turn_id, mirror, grace=self._mirror_grace)
+        return None
 
     async def get_turn(self, turn_id: str) -> TurnMeta | None:
         raw = await self._client.hgetall(self._turn_key(turn_id, "meta"))

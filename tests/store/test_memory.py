@@ -196,6 +196,41 @@ async def test_expired_lock_can_be_taken_by_another_turn(hot: HotState) -> None:
     assert await hot.acquire_session("s1", "t3", lease_seconds=10) == "t2"
 
 
+async def test_begin_turn_takes_the_lock_registers_the_turn_and_appends(hot: HotState) -> None:
+    created = time.time()
+    meta = TurnMeta(turn_id="t1", session_id="s1", user_id="u1", created_at=created)
+    assert await hot.begin_turn(meta, [("session", '{"a":1}')], owner="worker-a", lease_seconds=10) is None
+    assert await hot.get_turn("t1") == TurnMeta(
+        turn_id="t1", session_id="s1", user_id="u1", created_at=created, finished=False, last_seq=1
+    )
+    assert [(e.seq, e.type, e.data) for e in await hot.read("t1", 0, 0)] == [(1, "session", '{"a":1}')]
+    assert await hot.lease_alive("t1")
+    assert await hot.acquire_session("s1", "t2", lease_seconds=10) == "t1"
+    assert await hot.append("t1", [("delta", "{}")]) == 2  # appends continue the log
+    assert await hot.renew_lease("t1", "s1", owner="worker-a", lease_seconds=10) is False
+    await hot.release_session("s1", "t1")
+    assert await hot.acquire_session("s1", "t2", lease_seconds=10) is None
+
+
+async def test_begin_turn_in_a_locked_session_leaves_no_trace(hot: HotState) -> None:
+    assert await hot.acquire_session("s1", "t1", lease_seconds=10) is None
+    meta = TurnMeta(turn_id="t2", session_id="s1", user_id="u1", created_at=time.time())
+    assert await hot.begin_turn(meta, [("session", "{}")], owner="worker-a", lease_seconds=10) == "t1"
+    assert await hot.get_turn("t2") is None
+    assert not await hot.lease_alive("t2")
+    assert await hot.read("t2", 0, 0) == []
+    assert await hot.acquire_session("s1", "t3", lease_seconds=10) == "t1"  # the holder keeps its lock
+
+
+async def test_begin_turn_is_reentrant_for_the_lock_holder_and_without_events(hot: HotState) -> None:
+    assert await hot.acquire_session("s1", "t1", lease_seconds=10) is None
+    meta = TurnMeta(turn_id="t1", session_id="s1", user_id="u1", created_at=time.time())
+    assert await hot.begin_turn(meta, [], owner="worker-a", lease_seconds=10) is None
+    got = await hot.get_turn("t1")
+    assert got is not None and got.last_seq == 0 and not got.finished
+    assert await hot.append("t1", [("session", "{}"), ("done", "{}")]) == 2
+
+
 # --- context cache ---
 
 

@@ -169,3 +169,17 @@ async def test_blocked_readers_do_not_starve_commands(pair: Pair, redis_url: str
 def test_prefix_with_braces_is_refused() -> None:
     with pytest.raises(ValueError):
         RedisHotState(redis.asyncio.Redis(), prefix="bad{prefix}")
+
+
+async def test_begin_turn_mirrors_its_events_and_survives_a_script_flush(pair: Pair) -> None:
+    await pair.raw.script_flush()  # e.g. a Redis restart: the scripts are loaded again and the call retried
+    meta = TurnMeta(turn_id="t1", session_id="s1", user_id="u1", created_at=time.time())
+    assert await pair.producer.begin_turn(meta, [("session", "{}")], owner="worker-a", lease_seconds=10) is None
+    await pair.producer.append("t1", [("delta", '{"text":"a"}')])
+    assert [e.seq for e in await pair.other.read("t1", 0, 0)] == [1, 2]  # in Redis for other processes
+    await pair.raw.delete(f"{pair.prefix}:turn:{{t1}}:log")
+    assert [e.seq for e in await pair.producer.read("t1", 0, 0)] == [1, 2]  # and mirrored for its own readers
+    keys = sorted([k.decode() async for k in pair.raw.scan_iter(match=f"{pair.prefix}:*")])
+    assert keys == sorted(
+        [f"{pair.prefix}:turn:{{t1}}:{p}" for p in ("meta", "lease")] + [f"{pair.prefix}:session:{{s1}}:lock"]
+    )
