@@ -2,11 +2,10 @@
 
 Order: a running task flow, or one the text clearly asks for, answers first (``flow``). Then a confident FAQ
 match answers directly (``faq``, no model call). Otherwise the model answers (and may start a flow by calling
-it as a function), grounded in
-retrieved passages when there are any (``kb``) or not (``llm``). When no model can answer before the first token
-(not configured, every upstream down, retries exhausted), the knowledge base answers what it can and the rest
-gets an apology that offers a human (``fallback``) — never an empty bubble. After the first token, a broken
-upstream is an error: the answer is not silently replaced.
+it as a function), grounded in retrieved passages when there are any (``kb``) or not (``llm``). When no model
+can answer before the first token (not configured, every upstream down, retries exhausted), the knowledge base
+answers what it can and the rest gets an apology that offers a human (``fallback``) — never an empty bubble.
+After the first token, a broken upstream is an error: the answer is not silently replaced.
 """
 
 from __future__ import annotations
