@@ -87,11 +87,10 @@ def _prompt(bot_dir: Path) -> str:
 def _kb_problems(bot_dir: Path, problems: Problems) -> None:
     report = load_bot_content(bot_dir).report
     for p in report.problems:
-        message = p.reason if p.skipped else p.reason
         if p.skipped:
-            problems.error(Path(p.file), f"row skipped: {message}", p.line or None)
+            problems.error(Path(p.file), f"row skipped: {p.reason}", p.line or None)
         else:
-            problems.warning(Path(p.file), message, p.line or None)
+            problems.warning(Path(p.file), p.reason, p.line or None)
 
 
 def fingerprint(bot_dir: Path) -> str:
