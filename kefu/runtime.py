@@ -17,7 +17,6 @@ from kefu.bot.loader import Bot, load_bot
 from kefu.config import Settings
 from kefu.engine.answering import Answerer
 from kefu.engine.knowledge import Knowledge
-from kefu.engine.prompts import load_system_prompt
 from kefu.engine.runner import TurnConfig, TurnRunner
 from kefu.engine.service import ChatService
 from kefu.engine.sharing import SharedAnswers
@@ -73,14 +72,11 @@ class Runtime:
         self.answerer.use_bot(
             system_prompt=bot.system_prompt,
             texts=bot.texts,
-            tasks=self._tasks(bot),
+            tasks=tasks_for(bot, self.flow_states, self.knowledge, self.metrics),
             content_version=bot.fingerprint,
         )
         log.info("bot_reloaded", directory=str(bot.directory), fingerprint=bot.fingerprint, flows=len(bot.flows))
         return bot
-
-    def _tasks(self, bot: Bot) -> Tasks | None:
-        return Tasks(bot.engine, self.flow_states, self.knowledge, self.metrics) if len(bot.flows) else None
 
     async def aclose(self) -> None:
         """Stop turns (keeping partial answers) and close every pool."""
@@ -96,6 +92,11 @@ class Runtime:
             await self.knowledge.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+def tasks_for(bot: Bot, states: FlowStates, knowledge: Knowledge, metrics: Metrics) -> Tasks | None:
+    """The flow router of ``bot`` (None for a bot without flows)."""
+    return Tasks(bot.engine, states, knowledge, metrics) if len(bot.flows) else None
 
 
 def tool_env(settings: Settings) -> dict[str, str]:
@@ -160,12 +161,11 @@ async def build_runtime(
     knowledge: Knowledge = await open_knowledge_base(settings)  # bot files synced, index built off the loop
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    load_system_prompt(settings.bot_dir)  # a clear error for a missing bot directory
     bot = await asyncio.to_thread(open_bot, settings, metrics, tool_mounts)  # jieba: off the loop
     flow_states = FlowStates(
         create_engine_for(settings.database_url), redis=redis, prefix=settings.redis_prefix, ttl=settings.session_ttl
     )
-    tasks = Tasks(bot.engine, flow_states, knowledge, metrics) if len(bot.flows) else None
+    tasks = tasks_for(bot, flow_states, knowledge, metrics)
     shared = None
     if settings.answer_cache_ttl > 0:
         cache: AnswerCache = RedisAnswerCache(redis, settings.redis_prefix) if redis else MemoryAnswerCache()

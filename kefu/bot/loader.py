@@ -24,7 +24,7 @@ import yaml
 
 from kefu.bot.problems import Problems
 from kefu.engine.answering import CannedTexts
-from kefu.engine.prompts import DEFAULT_PROMPT
+from kefu.engine.prompts import load_system_prompt
 from kefu.flows.engine import FlowEngine
 from kefu.flows.spec import FlowSet, load_flows
 from kefu.kb.botdir import kb_dir, load_bot_content
@@ -78,12 +78,6 @@ def _texts(path: Path, problems: Problems) -> CannedTexts:
     return CannedTexts(**values)
 
 
-def _prompt(bot_dir: Path) -> str:
-    path = bot_dir / "system_prompt.md"
-    text = path.read_text(encoding="utf-8").strip() if path.exists() else ""
-    return text or DEFAULT_PROMPT
-
-
 def _kb_problems(bot_dir: Path, problems: Problems) -> None:
     report = load_bot_content(bot_dir).report
     for p in report.problems:
@@ -130,7 +124,7 @@ def load_bot(
         engine.warm()  # build the trigger index now, not in the first turn
     bot = Bot(
         directory=bot_dir,
-        system_prompt=_prompt(bot_dir),
+        system_prompt=load_system_prompt(bot_dir),
         texts=texts,
         tools=tools,
         flows=flows,
