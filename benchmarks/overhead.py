@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,23 +123,63 @@ class Target:
     samples: list[Sample] = field(default_factory=list)
     cpu: float = 0.0
     mock_cpu: float = 0.0
+    turns: int = 0  # turns run (with --arrival staggered, more than the samples measured)
+
+
+# Turns per user and round with --arrival staggered: only the middle one is measured, when all users are in flight.
+STAGGERED_TURNS = 3
+
+
+async def launch(
+    concurrency: int, arrival: str, answer_seconds: float, one: Callable[[int], Awaitable[Sample]]
+) -> tuple[list[Sample], int]:
+    """One round: (measured samples, turns run).
+
+    ``burst``: every user starts one turn in the same instant (the worst case for time to first token).
+    ``staggered``: user i starts i/N of an answer's duration after user 0 and runs STAGGERED_TURNS turns back to
+    back, so N streams are in flight at any time without arriving together; the middle turn is measured.
+    """
+    if arrival == "burst":
+        return list(await asyncio.gather(*(one(i) for i in range(concurrency)))), concurrency
+
+    async def user(i: int) -> Sample:
+        await asyncio.sleep(i * answer_seconds / concurrency)
+        samples = [await one(i) for _ in range(STAGGERED_TURNS)]
+        return samples[STAGGERED_TURNS // 2]
+
+    return list(await asyncio.gather(*(user(i) for i in range(concurrency)))), concurrency * STAGGERED_TURNS
 
 
 async def run_level(
-    concurrency: int, rounds: int, mock_url: str, mock_pid: int, targets: list[Target], message: str = QUESTION
+    concurrency: int,
+    rounds: int,
+    mock_url: str,
+    mock_pid: int,
+    targets: list[Target],
+    message: str = QUESTION,
+    arrival: str = "burst",
+    answer_seconds: float = 0.0,
 ) -> None:
     users = [auth(f"bench-{i}") for i in range(concurrency)]
     direct: list[Sample] = []
     for target in targets:
-        target.samples, target.cpu, target.mock_cpu = [], 0.0, 0.0
+        target.samples, target.cpu, target.mock_cpu, target.turns = [], 0.0, 0.0, 0
     async with client_session(concurrency + 10) as client:
         for _ in range(rounds):
-            direct += await asyncio.gather(*(direct_stream(client, mock_url, message) for _ in range(concurrency)))
+            samples, _turns = await launch(
+                concurrency, arrival, answer_seconds, lambda i: direct_stream(client, mock_url, message)
+            )
+            direct += samples
             for target in targets:
                 before, mock_before = cpu_seconds(target.pid), cpu_seconds(mock_pid)
-                target.samples += await asyncio.gather(
-                    *(kefu_stream(client, target.url, users[i], message) for i in range(concurrency))
+                samples, turns = await launch(
+                    concurrency,
+                    arrival,
+                    answer_seconds,
+                    lambda i, url=target.url: kefu_stream(client, url, users[i], message),
                 )
+                target.samples += samples
+                target.turns += turns
                 target.cpu += cpu_seconds(target.pid) - before
                 target.mock_cpu += cpu_seconds(mock_pid) - mock_before
     direct_ttft = statistics.median(d.ttft for d in direct)
@@ -146,7 +187,7 @@ async def run_level(
     for target in targets:
         failed = sum(not s.ok for s in target.samples)
         through = [s for s in target.samples if s.ok] or target.samples
-        upstream_chunks = sum(s.chunks for s in direct) / len(direct) * len(target.samples)
+        upstream_chunks = sum(s.chunks for s in direct) / len(direct) * target.turns
         added_ttft = [t.ttft - direct_ttft for t in through]
         added_total = [t.total - direct_total for t in through]
         label = f"{target.label} | " if len(targets) > 1 else ""
@@ -240,7 +281,8 @@ async def main_async(args: argparse.Namespace) -> None:
             servers.append((label, KefuServer(env=server_env, workdir=workdir, port=free_port()).start()))
         print(
             f"mock: ttft {args.ttft}s, {args.tps} chars/s, {args.tokens} chars in chunks of {args.chunk_chars}; "
-            f"hot state: {'redis' if args.redis else 'memory'}; python {sys.version.split()[0]}; {os.cpu_count()} cores"
+            f"hot state: {'redis' if args.redis else 'memory'}; arrival: {args.arrival}; "
+            f"python {sys.version.split()[0]}; {os.cpu_count()} cores"
         )
         version = "| version " if args.baseline else ""
         print(
@@ -258,7 +300,16 @@ async def main_async(args: argparse.Namespace) -> None:
         if args.profile:
             profiler = start_profiler(targets[-1].pid, Path(args.profile))
         for level in args.concurrency:
-            await run_level(level, args.rounds, mock.url, mock.proc.pid, targets, args.message)
+            await run_level(
+                level,
+                args.rounds,
+                mock.url,
+                mock.proc.pid,
+                targets,
+                args.message,
+                arrival=args.arrival,
+                answer_seconds=args.ttft + args.tokens / args.tps,
+            )
     finally:
         if profiler is not None:
             profiler.send_signal(2)  # SIGINT: py-spy writes its output and exits
@@ -286,6 +337,13 @@ def main() -> None:
     )
     parser.add_argument("--message", default=QUESTION, help="the user message (with --bot: one the model answers)")
     parser.add_argument("--profile", default=None, help="py-spy the (current) kefu server; collapsed stacks here")
+    parser.add_argument(
+        "--arrival",
+        choices=("burst", "staggered"),
+        default="burst",
+        help="burst: each round's streams start in the same instant; staggered: N streams always in flight, "
+        "starts spread over an answer's duration (the middle of 3 back-to-back turns per user is measured)",
+    )
     args = parser.parse_args()
     for name in ("baseline", "tree", "bot"):
         if getattr(args, name):

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from kefu.api.deps import LimitedIdentityDep, RuntimeDep
 from kefu.api.errors import error_response
-from kefu.api.sse import data_frame, sse_response
+from kefu.api.sse import FinalFrame, data_frame, sse_response
 from kefu.engine import events as ev
 from kefu.engine.service import derived_session_id
 from kefu.errors import InvalidInput
@@ -148,7 +148,8 @@ async def _stream_chunks(
         elif event.type == ev.DONE:
             done = orjson.loads(event.data)
             answered_by = done.get("model") or model
-            yield data_frame(_chunk(cid, created, answered_by, {}, done["finish_reason"]))
+            # The finish chunk, the usage chunk and [DONE] go out together, with the end of the response.
+            frames = [data_frame(_chunk(cid, created, answered_by, {}, done["finish_reason"]))]
             if include_usage and done.get("usage"):
                 usage = orjson.dumps(
                     {
@@ -160,16 +161,19 @@ async def _stream_chunks(
                         "usage": done["usage"],
                     }
                 ).decode()
-                yield data_frame(usage)
-            yield b"data: [DONE]\n\n"
+                frames.append(data_frame(usage))
+            frames.append(b"data: [DONE]\n\n")
+            yield FinalFrame(b"".join(frames))
             return
         elif event.type == ev.ERROR:
             # The OpenAI SDKs raise on an `error` object inside the stream; no [DONE] follows.
             data = orjson.loads(event.data)
-            yield data_frame(
-                orjson.dumps(
-                    {"error": {"message": data["message"], "type": "kefu_error", "code": data["code"]}}
-                ).decode()
+            yield FinalFrame(
+                data_frame(
+                    orjson.dumps(
+                        {"error": {"message": data["message"], "type": "kefu_error", "code": data["code"]}}
+                    ).decode()
+                )
             )
             return
 

@@ -1,9 +1,10 @@
 """Coalesce answer text into turn-log events: the first piece at once, then at most one write per interval.
 
 Per-token writes burn CPU (and a Redis round trip each) at high concurrency. The producer only appends to a
-buffer; one writer task drains it. While a write is in flight and for ``interval`` after it, new text piles up
-and goes out as one ``delta`` event, so the first token is never delayed and later ones by at most
-``interval`` plus one write.
+buffer; one writer task drains it. While a write is in flight and until the next tick of the ``interval`` grid
+after it (:func:`kefu.ticks.sleep_until_tick`, shared by every turn and by the model client's paced reads), new
+text piles up and goes out as one ``delta`` event, so the first token is never delayed and later ones by at
+most ``interval`` plus one write.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from kefu.engine.events import delta_event
+from kefu.ticks import sleep_until_tick, wake
 
 AppendFn = Callable[[list[tuple[str, str]]], Awaitable[int | None]]
 
@@ -35,6 +37,7 @@ class DeltaWriter:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._pause: asyncio.Future[None] | None = None  # the wait for the next tick, cut short by close()
         self.text_parts: list[str] = []  # everything accepted, for the stored answer
         self.written_chars = 0  # what reached the turn log (and so possibly the user)
         self.refused = False  # the log was finished under us (turn declared lost)
@@ -60,6 +63,8 @@ class DeltaWriter:
         """Flush what is buffered and stop the writer."""
         self._closing = True
         self._wake.set()
+        if self._pause is not None:
+            wake(self._pause)  # the rest of the answer goes out now, not at the next tick
         if self._task is not None:
             await self._task
 
@@ -85,4 +90,8 @@ class DeltaWriter:
             if self._closing and not self._buffer:
                 return
             if not self._closing and self._interval > 0:
-                await asyncio.sleep(self._interval)
+                self._pause = asyncio.get_running_loop().create_future()
+                try:
+                    await sleep_until_tick(self._interval, self._pause)
+                finally:
+                    self._pause = None

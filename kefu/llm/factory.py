@@ -47,6 +47,7 @@ def build_chat_model(settings: Settings, metrics: Metrics) -> ChatModel | None:
             max_connections=settings.llm_max_connections,
             max_tokens=settings.llm_max_tokens,
             temperature=settings.llm_temperature,
+            read_pace=settings.coalesce_ms / 1000,
         )
         # A fallback may cap its own concurrency; everything else follows the shared limiter settings.
         own_limit = None if spec.max_concurrency is None else replace(limits, max_concurrency=spec.max_concurrency)

@@ -3,8 +3,11 @@
 The hot path is the loop in :meth:`OpenAICompatModel.stream`: bytes from the socket (aiohttp's C response
 parser, pooled keep-alive connections) go through the incremental :class:`~kefu.llm.sse.SSEParser`, each
 event's bytes straight into ``orjson.loads``, and only non-empty deltas become events. Timeouts are enforced by
-a lazy :class:`~kefu.llm.watchdog.Watchdog` instead of a timer per chunk. The wire format helpers live in
-:mod:`kefu.llm.openai_wire`, the connection pool in :mod:`kefu.llm.http_pool`.
+a lazy :class:`~kefu.llm.watchdog.Watchdog` instead of a timer per chunk. After the first content token, reads
+are paced (``read_pace``): the socket is left unread until the next tick of a grid shared with the turn-log
+writer (:mod:`kefu.ticks`), so the kernel gathers the chunks that arrive meanwhile and all streams are read in
+one wake-up per tick, not one per chunk. The wire format helpers live in :mod:`kefu.llm.openai_wire`, the
+connection pool in :mod:`kefu.llm.http_pool`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from kefu.llm.openai_wire import (
 )
 from kefu.llm.sse import SSEParser
 from kefu.llm.watchdog import Watchdog
+from kefu.ticks import sleep_until_tick
 
 if TYPE_CHECKING:
     from kefu.config import Settings
@@ -69,6 +73,26 @@ _HEADERS = {
 }
 
 
+async def _paced(response: aiohttp.ClientResponse, pace: float) -> None:
+    """Leave the socket unread until the next tick, so what the upstream sends meanwhile is read in one go.
+
+    Only the transport is paused, and only while the response still holds its connection and aiohttp has not
+    paused it itself (flow control); once the body has ended aiohttp hands the connection back to the pool, and
+    it is never touched after that.
+    """
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    if transport is None or not transport.is_reading():
+        await sleep_until_tick(pace)
+        return
+    transport.pause_reading()
+    try:
+        await sleep_until_tick(pace)
+    finally:
+        if response.connection is connection and not transport.is_closing():
+            transport.resume_reading()
+
+
 class OpenAICompatModel:
     """A :class:`~kefu.llm.base.ChatModel` speaking the OpenAI chat-completions wire format.
 
@@ -76,7 +100,9 @@ class OpenAICompatModel:
     into sessions of at most 32 connections, opened as load needs them. ``first_token_timeout`` counts from
     the request start to the first content token (text, reasoning or tool call; keep-alive comments and the
     empty role chunk do not count); ``idle_timeout`` is the longest wait for the next event after that (comments
-    do not count either). Iterate one stream from one task.
+    do not count either). ``read_pace`` (seconds, 0 = off) paces reads after the first content token: text then
+    arrives in batches at most that often, which the turn's coalesced frames do anyway. Iterate one stream from
+    one task.
     """
 
     def __init__(
@@ -92,6 +118,7 @@ class OpenAICompatModel:
         http_client: aiohttp.ClientSession | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        read_pace: float = 0.0,
     ) -> None:
         self._url_text = base_url.rstrip("/") + "/chat/completions"
         try:
@@ -109,6 +136,7 @@ class OpenAICompatModel:
         self._idle_timeout = idle_timeout
         self._max_tokens = max_tokens
         self._temperature = temperature
+        self._read_pace = read_pace
         self._send_stream_options = True
         self._pool = SessionPool(max_connections=max_connections, connect_timeout=connect_timeout, session=http_client)
         self._proxy, self._proxy_auth = env_proxy(self._url) if self._url is not None else (None, None)
@@ -129,6 +157,7 @@ class OpenAICompatModel:
             http_client=http_client,
             max_tokens=settings.llm_max_tokens,
             temperature=settings.llm_temperature,
+            read_pace=settings.coalesce_ms / 1000,
         )
         model._owns_auth = True
         return model
@@ -183,6 +212,7 @@ class OpenAICompatModel:
                 loads = orjson.loads
                 now = dog.now
                 readany = response.content.readany
+                pace = self._read_pace
                 done = False
                 model: str | None = None
                 finish_reason: str | None = None
@@ -190,6 +220,9 @@ class OpenAICompatModel:
                 tools: ToolCallAssembler | None = None
                 try:
                     while True:
+                        if started and pace > 0 and not done and finish_reason is None:
+                            # (Once the answer has its finish reason only [DONE] and usage are left: read them now.)
+                            await _paced(response, pace)
                         chunk = await readany()
                         dog.waiting = False
                         if not chunk:

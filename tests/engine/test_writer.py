@@ -58,3 +58,19 @@ async def test_delta_writer_stops_when_log_refuses() -> None:
     await writer.close()
     assert writer.refused
     assert writer.written_chars == 0
+
+
+async def test_delta_writer_close_does_not_wait_for_the_next_tick() -> None:
+    writes: list[str] = []
+
+    async def append(events: list[tuple[str, str]]) -> int:
+        writes.append(delta_text(events[0][1]))
+        return len(writes)
+
+    writer = DeltaWriter(append, interval=30.0)  # a tick far away
+    writer.start()
+    writer.write("first")
+    await asyncio.sleep(0.01)
+    writer.write(" rest")
+    await asyncio.wait_for(writer.close(), 5)  # fails (TimeoutError) if close waited for the tick
+    assert writes == ["first", " rest"]
