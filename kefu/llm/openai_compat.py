@@ -82,7 +82,8 @@ async def _paced(response: aiohttp.ClientResponse, pace: float) -> None:
     """
     connection = response.connection
     transport = connection.transport if connection is not None else None
-    if transport is None or not transport.is_reading():
+    is_reading = getattr(transport, "is_reading", None)  # every asyncio/uvloop transport has it; be lenient
+    if transport is None or is_reading is None or not is_reading():
         await sleep_until_tick(pace)
         return
     transport.pause_reading()
