@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./kefu.db"
     redis_url: str | None = None
     redis_prefix: str = "kefu"
+    # Connections per process for ordinary commands; when all are busy a command waits for one (up to
+    # redis_pool_timeout seconds) instead of failing, so a burst queues rather than losing turns.
+    redis_max_connections: int = Field(default=200, gt=0)
+    redis_pool_timeout: float = Field(default=10.0, gt=0)
 
     # --- identity (contract) ---
     jwt_secret: SecretStr | None = None

@@ -34,6 +34,7 @@ from kefu.store.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
 from kefu.store.factory import build_hot_state, build_transcript_store
 from kefu.store.flowstate import FlowStates
 from kefu.store.migrate import upgrade_database
+from kefu.store.redis import redis_client
 from kefu.store.sql import create_engine_for
 
 log = get_logger("kefu.runtime")
@@ -160,7 +161,13 @@ async def build_runtime(
         )
     knowledge: Knowledge = await open_knowledge_base(settings)  # bot files synced, index built off the loop
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = (
+        redis_client(
+            settings.redis_url, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout
+        )
+        if settings.redis_url
+        else None
+    )
     bot = await asyncio.to_thread(open_bot, settings, metrics, tool_mounts)  # jieba: off the loop
     flow_states = FlowStates(
         create_engine_for(settings.database_url), redis=redis, prefix=settings.redis_prefix, ttl=settings.session_ttl

@@ -17,5 +17,11 @@ def build_transcript_store(settings: Settings) -> SqlTranscriptStore:
 def build_hot_state(settings: Settings) -> HotState:
     """Redis when ``settings.redis_url`` is set (shared by workers and replicas), else process memory."""
     if settings.redis_url:
-        return RedisHotState.from_url(settings.redis_url, settings.redis_prefix, turn_log_ttl=settings.turn_log_ttl)
+        return RedisHotState.from_url(
+            settings.redis_url,
+            settings.redis_prefix,
+            turn_log_ttl=settings.turn_log_ttl,
+            max_connections=settings.redis_max_connections,
+            pool_timeout=settings.redis_pool_timeout,
+        )
     return MemoryHotState(turn_log_ttl=settings.turn_log_ttl)

@@ -132,6 +132,15 @@ class _Mirror:
     touched: float
 
 
+def redis_client(url: str, *, max_connections: int = 200, pool_timeout: float = 10.0) -> Redis:
+    """A client for ``url`` whose pool makes a command wait for a free connection (up to ``pool_timeout`` s).
+
+    redis-py's default pool fails a command at once with ``MaxConnectionsError`` when its 100 connections are
+    busy; under a burst of turns that ended running turns mid-way (they could not append, finish or release).
+    """
+    return Redis.from_pool(BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=pool_timeout))
+
+
 class RedisHotState:
     """:class:`~kefu.store.base.HotState` in Redis (standalone, Sentinel or Cluster-compatible keys).
 
@@ -189,10 +198,12 @@ class RedisHotState:
         turn_log_ttl: int = 3600,
         max_blocking_readers: int = 2000,
         mirror_grace: float = 5.0,
+        max_connections: int = 200,
+        pool_timeout: float = 10.0,
     ) -> RedisHotState:
-        """A store with its own client for ``url`` (closed by :meth:`aclose`)."""
+        """A store with its own client for ``url`` (closed by :meth:`aclose`); see :func:`redis_client`."""
         state = cls(
-            Redis.from_url(url),
+            redis_client(url, max_connections=max_connections, pool_timeout=pool_timeout),
             prefix,
             turn_log_ttl,
             max_blocking_readers=max_blocking_readers,

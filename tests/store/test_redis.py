@@ -183,3 +183,23 @@ async def test_begin_turn_mirrors_its_events_and_survives_a_script_flush(pair: P
     assert keys == sorted(
         [f"{pair.prefix}:turn:{{t1}}:{p}" for p in ("meta", "lease")] + [f"{pair.prefix}:session:{{s1}}:lock"]
     )
+
+
+async def test_redis_busy_pool_makes_commands_wait_instead_of_failing(redis_url: str) -> None:
+    # Three times more concurrent turn starts than connections: each must wait for a connection, not fail with
+    # MaxConnectionsError (which used to end turns mid-way under a burst).
+    prefix = f"kefu-test-{uuid.uuid4().hex[:8]}"
+    state = RedisHotState.from_url(redis_url, prefix, max_connections=4, pool_timeout=10)
+    try:
+        metas = [
+            TurnMeta(turn_id=f"t_{i}", session_id=f"s_{i}", user_id="u", created_at=time.time()) for i in range(12)
+        ]
+        holders = await asyncio.gather(
+            *(state.begin_turn(m, [("session", "{}")], owner="me", lease_seconds=10) for m in metas)
+        )
+        assert holders == [None] * 12
+        for meta in metas:
+            assert [e.type for e in await state.read(meta.turn_id, 0, 0)] == ["session"]
+    finally:
+        await state.aclose()
+        await delete_prefix(redis_url, prefix)
