@@ -36,9 +36,8 @@ IdentityDep = Annotated[Identity, Depends(get_identity)]
 async def get_limited_identity(request: Request) -> Identity:
     """The caller, after counting this request against the user, API-key and IP rate limits (429 if over)."""
     runtime: Runtime = request.app.state.runtime
-    headers = request.headers
-    authorization = headers.get("authorization")
-    identity = runtime.auth.authenticate(authorization, headers.get("x-kefu-user"))
+    identity = await get_identity(request)
+    authorization = request.headers.get("authorization")
     api_key = authorization.partition(" ")[2].strip() if identity.kind == "server" and authorization else None
     client_ip = request.client.host if request.client else None
     await runtime.limiter.check(identity, client_ip=client_ip, api_key=api_key)

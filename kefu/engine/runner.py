@@ -85,7 +85,9 @@ class TurnRunner:
 
     def start(self, turn: Turn) -> asyncio.Task[None]:
         """Start answering ``turn``: its answer task is created before anything else, so the upstream request
-        goes out one task hop after the caller yields; returns the task that runs the rest of the turn."""
+        goes out one task hop after the caller yields; returns the task that runs the rest of the turn (it
+        always ends the log with ``done`` or ``error`` and stores the answer once). Storing the question
+        overlaps with the wait for the first token; the writer holds answer text back until it is durable."""
         self._metrics.active_turns.inc()
         writer = self._writer(turn)
         answer = asyncio.create_task(self._answer(turn, writer))
@@ -100,17 +102,6 @@ class TurnRunner:
         answer.cancel()
         self._answers.pop(turn.turn_id, None)
         self._metrics.active_turns.dec()
-
-    async def run(self, turn: Turn) -> None:
-        """Answer ``turn``; always ends its log with ``done`` or ``error`` and stores the answer once."""
-        self._metrics.active_turns.inc()
-        writer = self._writer(turn)
-        # The answer task runs first so the upstream request goes out before anything else is done for this
-        # turn; storing the question overlaps with the wait for the first token, and the writer holds any answer
-        # text back until the question is durable.
-        answer = asyncio.create_task(self._answer(turn, writer))
-        self._answers[turn.turn_id] = answer
-        await self._run(turn, writer, answer)
 
     def _writer(self, turn: Turn) -> DeltaWriter:
         return DeltaWriter(

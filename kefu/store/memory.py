@@ -132,28 +132,27 @@ class MemoryHotState:
     # --- turn log ---
 
     async def create_turn(self, meta: TurnMeta, *, owner: str, lease_seconds: float) -> None:
-        now = self._now_and_sweep()
-        fresh = replace(meta, finished=False, last_seq=0)
-        self._turns[meta.turn_id] = _Turn(meta=fresh, expires_at=now + self.turn_log_ttl)
-        self._cancels.pop(meta.turn_id, None)
-        self._leases[meta.turn_id] = _Expiring(owner, now + lease_seconds)
+        self._register(meta, owner, lease_seconds, self._now_and_sweep())
 
     async def begin_turn(
         self, meta: TurnMeta, events: Sequence[tuple[str, str]], *, owner: str, lease_seconds: float
     ) -> str | None:
         finishes = check_terminal_last(events)
         now = self._now_and_sweep()
-        lock = self._locks.get(meta.session_id)
-        if lock is not None and lock.expires_at > now and lock.value != meta.turn_id:
-            return lock.value
-        self._locks[meta.session_id] = _Expiring(meta.turn_id, now + lease_seconds)
-        turn = _Turn(meta=replace(meta, finished=False, last_seq=0), expires_at=now + self.turn_log_ttl)
+        holder = self._take_lock(meta.session_id, meta.turn_id, lease_seconds, now)
+        if holder is not None:
+            return holder
+        turn = self._register(meta, owner, lease_seconds, now)
         if events:
             turn.log.extend(events, finished=finishes)
+        return None
+
+    def _register(self, meta: TurnMeta, owner: str, lease_seconds: float, now: float) -> _Turn:
+        turn = _Turn(meta=replace(meta, finished=False, last_seq=0), expires_at=now + self.turn_log_ttl)
         self._turns[meta.turn_id] = turn
         self._cancels.pop(meta.turn_id, None)
         self._leases[meta.turn_id] = _Expiring(owner, now + lease_seconds)
-        return None
+        return turn
 
     async def get_turn(self, turn_id: str) -> TurnMeta | None:
         turn = self._live_turn(turn_id)
@@ -204,7 +203,10 @@ class MemoryHotState:
     # --- per-session lock ---
 
     async def acquire_session(self, session_id: str, turn_id: str, *, lease_seconds: float) -> str | None:
-        now = self._now_and_sweep()
+        return self._take_lock(session_id, turn_id, lease_seconds, self._now_and_sweep())
+
+    def _take_lock(self, session_id: str, turn_id: str, lease_seconds: float, now: float) -> str | None:
+        """Lock the session for ``turn_id``; the holder's turn id if another turn has it."""
         lock = self._locks.get(session_id)
         if lock is not None and lock.expires_at > now and lock.value != turn_id:
             return lock.value
