@@ -21,16 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kefu.config import DEMO_BOT_DIR, Settings
-from kefu.engine.knowledge import Confidence
 from kefu.kb import evaluate
-from kefu.kb.analyzer import Analyzer
 from kefu.kb.botdir import load_bot_content
 from kefu.kb.confidence import Thresholds, decide
 from kefu.kb.factory import open_knowledge_base
-from kefu.kb.index import Index, Match, Weights
-from kefu.kb.lexicon import Lexicon
+from kefu.kb.knowledge import Confidence
 from kefu.obs.logging import configure_logging
 from kefu.store.migrate import upgrade_database
+from kefu.text.analyzer import Analyzer
+from kefu.text.index import Index, Match, Weights
+from kefu.text.lexicon import Lexicon
 
 TUNE_SPLITS = ("dev", "holdout")  # the labelled queries whose misses were read while tuning; "test" never was
 

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import jieba  # type: ignore[import-untyped]
 
-from kefu.kb.analyzer import Analyzer
 from kefu.kb.entries import Entry, make_entry
-from kefu.kb.index import Index, Weights
-from kefu.kb.lexicon import Lexicon
+from kefu.text.analyzer import Analyzer
+from kefu.text.index import Index, Weights
+from kefu.text.lexicon import Lexicon
 
 INTENTS = ["怎么{}", "{}多少钱", "{}可以退吗", "{}什么时候到", "{}坏了怎么办", "能不能{}", "{}有优惠吗", "{}在哪里看"]
 FILLER_EN = ["please", "help", "how", "about", "my", "order"]

@@ -15,7 +15,7 @@ from kefu.api.errors import install_error_handlers
 from kefu.config import Settings
 from kefu.demo.shop import MOUNT_PATH as SHOP_MOUNT_PATH
 from kefu.demo.shop import TOKEN_ENV as SHOP_TOKEN_ENV
-from kefu.demo.shop.api import create_shop_router
+from kefu.demo.shop.api import shop_mount
 from kefu.demo.shop.data import ShopStore
 from kefu.obs.logging import configure_logging, get_logger
 from kefu.runtime import build_runtime
@@ -68,8 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.demo:
         app.include_router(demo.router)
         app.include_router(web.demo_router)
-        # The demo merchant API the demo bot's tools call (per-process, in memory).
-        app.include_router(create_shop_router(ShopStore(), os.environ.get(SHOP_TOKEN_ENV)), prefix=SHOP_MOUNT_PATH)
+        # The demo merchant API the demo bot's tools call (per-process, in memory): an app of its own.
+        app.router.routes.append(shop_mount(SHOP_MOUNT_PATH, ShopStore(), os.environ.get(SHOP_TOKEN_ENV)))
     return app
 
 

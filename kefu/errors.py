@@ -52,6 +52,13 @@ class AuthError(KefuError):
     status = 401
 
 
+class Forbidden(KefuError):
+    """Valid credentials that may not do this (an end-user token on an admin endpoint)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotFound(KefuError):
     """The thing does not exist, or belongs to someone else (indistinguishable on purpose)."""
 
@@ -185,3 +192,17 @@ class UpstreamProtocolError(UpstreamError):
     """The stream broke off or could not be understood."""
 
     code = "upstream_stream_broken"
+
+
+# Statuses for turns that ended with an ``error`` event, known by its code: the OpenAI facade answers a turn that
+# failed before any text with one of these. Codes not listed: 502 when retrying may help, else 500.
+_TURN_ERROR_STATUS = {
+    UpstreamNotConfigured.code: UpstreamNotConfigured.status,
+    "upstream_rate_limited": 429,
+    "cancelled": 499,
+}
+
+
+def status_for_turn_error(code: str, *, retryable: bool) -> int:
+    """The HTTP status that stands for a turn's ``error`` event."""
+    return _TURN_ERROR_STATUS.get(code, 502 if retryable else 500)

@@ -16,6 +16,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,7 +24,7 @@ from typing import Literal
 import jwt
 
 from kefu.config import Settings
-from kefu.errors import AuthError, ConfigError
+from kefu.errors import AuthError, ConfigError, Forbidden
 
 # User ids end up in keys, logs and URLs: keep them to a safe alphabet.
 _USER_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
@@ -78,8 +79,11 @@ def mint_token(user_id: str, secret: str, *, ttl_seconds: int = 3600) -> str:
 class Authenticator:
     """Turns an ``Authorization`` header (and ``X-Kefu-User``) into an :class:`Identity`."""
 
-    def __init__(self, *, jwt_secret: str | None, api_keys: frozenset[str]) -> None:
+    def __init__(
+        self, *, jwt_secret: str | None, api_keys: frozenset[str], clock: Callable[[], float] = time.time
+    ) -> None:
         self._secret = jwt_secret
+        self._clock = clock
         self._api_keys = tuple(k.encode() for k in api_keys)
         # token -> (identity, exp): only tokens that verified, kept until their ``exp`` (then verified again,
         # which raises ``token_expired``). A token that verified once stays valid until then: the secret is fixed
@@ -110,6 +114,19 @@ class Authenticator:
             return Identity(user_id=check_user_id(acting_user), kind="server")
         return self._verify_jwt(token)
 
+    def require_server(self, authorization: str | None) -> None:
+        """Let server API keys through; :class:`Forbidden` for a valid end-user token, :class:`AuthError` else."""
+        if not authorization:
+            raise AuthError("missing Authorization header (expected 'Bearer <API key>')")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("Authorization header must be 'Bearer <API key>'")
+        if self._is_api_key(token):
+            return
+        self._verify_jwt(token)  # raises AuthError unless it is a valid end-user token
+        raise Forbidden("admin endpoints need a server API key (KEFU_API_KEYS), not an end-user token")
+
     def _is_api_key(self, token: str) -> bool:
         # Constant-time compare against every key so timing does not reveal a prefix match.
         found = False
@@ -123,7 +140,7 @@ class Authenticator:
             raise AuthError("end-user tokens are not accepted: KEFU_JWT_SECRET is not configured")
         cached = self._verified.get(token)
         if cached is not None:
-            if time.time() < cached[1]:
+            if self._clock() < cached[1]:
                 self._verified.move_to_end(token)
                 return cached[0]
             del self._verified[token]  # expired: the full check below says so

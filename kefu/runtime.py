@@ -16,14 +16,14 @@ from redis.asyncio import Redis
 from kefu.bot.loader import Bot, load_bot
 from kefu.config import Settings
 from kefu.engine.answering import Answerer
-from kefu.engine.knowledge import Knowledge
 from kefu.engine.runner import TurnConfig, TurnRunner
 from kefu.engine.service import ChatService
 from kefu.engine.sharing import SharedAnswers
-from kefu.engine.tasks import Tasks
+from kefu.engine.tasks import FlowStep
 from kefu.errors import ConfigError
 from kefu.identity import Authenticator
 from kefu.kb import KnowledgeBase, open_knowledge_base
+from kefu.kb.knowledge import Knowledge
 from kefu.llm.base import ChatModel
 from kefu.llm.factory import build_chat_model
 from kefu.obs.logging import get_logger
@@ -95,9 +95,9 @@ class Runtime:
             await self.redis.aclose()
 
 
-def tasks_for(bot: Bot, states: FlowStates, knowledge: Knowledge, metrics: Metrics) -> Tasks | None:
-    """The flow router of ``bot`` (None for a bot without flows)."""
-    return Tasks(bot.engine, states, knowledge, metrics) if len(bot.flows) else None
+def tasks_for(bot: Bot, states: FlowStates, knowledge: Knowledge, metrics: Metrics) -> FlowStep | None:
+    """The flow step of ``bot``'s turns (None for a bot without flows)."""
+    return FlowStep(bot.engine, states, knowledge, metrics) if len(bot.flows) else None
 
 
 def tool_env(settings: Settings) -> dict[str, str]:
@@ -190,7 +190,9 @@ async def build_runtime(
     )
     runner = TurnRunner(
         store=store,
-        hot=hot,
+        turns=hot,
+        leases=hot,
+        context=hot,
         answerer=answerer,
         metrics=metrics,
         provider_name=model.name if model else "none",
@@ -204,7 +206,9 @@ async def build_runtime(
     )
     chat = ChatService(
         store=store,
-        hot=hot,
+        turns=hot,
+        leases=hot,
+        context=hot,
         runner=runner,
         max_message_chars=settings.max_message_chars,
         session_ttl=settings.session_ttl,

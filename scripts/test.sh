@@ -25,4 +25,5 @@ fi
 .venv/bin/ruff check kefu tests benchmarks
 .venv/bin/ruff format --check kefu tests benchmarks
 .venv/bin/mypy
+.venv/bin/lint-imports --no-logo
 .venv/bin/python -m pytest -q -ra "$@"

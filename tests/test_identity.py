@@ -1,4 +1,5 @@
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -67,15 +68,30 @@ def test_authenticator_without_secret_refuses_jwt() -> None:
     assert "KEFU_JWT_SECRET" in err.value.message
 
 
-def test_a_verified_token_is_remembered_until_it_expires() -> None:
-    auth = _auth()
-    token = jwt.encode({"sub": "u-cached", "exp": time.time() + 1.5}, SECRET, algorithm="HS256")
+def test_a_verified_token_is_remembered_until_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [float(int(time.time()))]  # the test's wall clock, driven by hand
+    auth = Authenticator(jwt_secret=SECRET, api_keys=frozenset(), clock=lambda: now[0])
+    real_decode = jwt.decode
+    decodes = 0
+
+    def decode_on_test_clock(*args: Any, **kwargs: Any) -> Any:
+        # PyJWT checks ``exp`` against the real time; a signed leeway moves its check onto the test's clock.
+        nonlocal decodes
+        decodes += 1
+        kwargs["leeway"] = time.time() - now[0]
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", decode_on_test_clock)
+    token = jwt.encode({"sub": "u-cached", "exp": int(now[0]) + 60}, SECRET, algorithm="HS256")
     first = auth.authenticate(f"Bearer {token}")
-    assert auth.authenticate(f"Bearer {token}") == first  # from the cache
-    time.sleep(1.6)
+    now[0] += 59
+    assert auth.authenticate(f"Bearer {token}") == first
+    assert decodes == 1  # the second answer came from the cache
+    now[0] += 1  # exp reached
     with pytest.raises(AuthError) as err:
         auth.authenticate(f"Bearer {token}")
     assert err.value.code == "token_expired"
+    assert decodes == 2
 
 
 def test_rejected_tokens_are_not_remembered() -> None:

@@ -10,8 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from kefu.api.admin_kb import require_api_key
-from kefu.api.deps import RuntimeDep
+from kefu.api.deps import RuntimeDep, require_api_key
 from kefu.errors import ConfigError, InvalidInput
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_api_key)])

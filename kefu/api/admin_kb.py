@@ -8,42 +8,16 @@ files is overwritten again when those files change.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from kefu.api.deps import RuntimeDep
-from kefu.errors import AuthError, Conflict, InvalidInput, KefuError, NotFound
+from kefu.api.deps import RuntimeDep, require_api_key
+from kefu.errors import Conflict, InvalidInput, NotFound
 from kefu.kb.entries import Entry, EntryError, entry_json, make_entry
 from kefu.kb.service import KnowledgeBase
 from kefu.runtime import Runtime
-
-
-class Forbidden(KefuError):
-    """Valid credentials that may not do this."""
-
-    code = "forbidden"
-    status = 403
-
-
-async def require_api_key(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> None:
-    """Let server API keys through; 403 for a valid end-user token, 401 for anything else."""
-    if not authorization:
-        raise AuthError("missing Authorization header (expected 'Bearer <API key>')")
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise AuthError("Authorization header must be 'Bearer <API key>'")
-    found = False
-    for key in runtime.settings.api_key_set:
-        found |= hmac.compare_digest(key.encode(), token.encode())
-    if found:
-        return
-    runtime.auth.authenticate(authorization)  # raises AuthError unless it is a valid end-user token
-    raise Forbidden("knowledge-base admin needs a server API key (KEFU_API_KEYS), not an end-user token")
-
 
 router = APIRouter(prefix="/v1/admin/kb", tags=["admin"], dependencies=[Depends(require_api_key)])
 

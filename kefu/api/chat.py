@@ -9,10 +9,9 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field
 from starlette.responses import StreamingResponse
 
-from kefu.api.deps import IdentityDep, LimitedIdentityDep, RuntimeDep
+from kefu.api.deps import IdentityDep, LimitedIdentityDep, TurnApi, TurnApiDep
 from kefu.api.sse import HEARTBEAT_FRAME, event_frame, sse_response
 from kefu.errors import InvalidInput
-from kefu.runtime import Runtime
 from kefu.store.base import TurnMeta
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
@@ -25,11 +24,11 @@ class ChatIn(BaseModel):
     session_id: str | None = Field(default=None, max_length=200)
 
 
-async def _stream(runtime: Runtime, meta: TurnMeta, after: int) -> AsyncIterator[bytes]:
-    gauge = runtime.metrics.active_streams
+async def _stream(api: TurnApi, meta: TurnMeta, after: int) -> AsyncIterator[bytes]:
+    gauge = api.active_streams
     gauge.inc()
     try:
-        async for event in runtime.chat.follow(meta, after, heartbeat=runtime.settings.sse_heartbeat):
+        async for event in api.chat.follow(meta, after, heartbeat=api.heartbeat):
             yield HEARTBEAT_FRAME if event is None else event_frame(meta.turn_id, event)
     finally:
         # A client that goes away only stops reading; the turn itself goes on (cancel is explicit).
@@ -37,10 +36,10 @@ async def _stream(runtime: Runtime, meta: TurnMeta, after: int) -> AsyncIterator
 
 
 @router.post("", summary="Send a message; the answer streams back as Server-Sent Events")
-async def post_chat(body: ChatIn, identity: LimitedIdentityDep, runtime: RuntimeDep) -> StreamingResponse:
+async def post_chat(body: ChatIn, identity: LimitedIdentityDep, api: TurnApiDep) -> StreamingResponse:
     """Start a turn and stream its events (``session``, ``delta``…, then ``done`` or ``error``)."""
-    handle = await runtime.chat.start_turn(identity, body.message, body.session_id)
-    return sse_response(_stream(runtime, handle.meta, 0))
+    handle = await api.chat.start_turn(identity, body.message, body.session_id)
+    return sse_response(_stream(api, handle.meta, 0))
 
 
 def _resume_point(turn_id: str, last_event_id: str | None, after: int | None) -> int:
@@ -58,21 +57,21 @@ def _resume_point(turn_id: str, last_event_id: str | None, after: int | None) ->
 async def get_turn_events(
     turn_id: str,
     identity: IdentityDep,
-    runtime: RuntimeDep,
+    api: TurnApiDep,
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
     """Resume by ``Last-Event-ID: <turn_id>:<seq>`` or ``?after=<seq>``. 204 when there is nothing left."""
-    meta = await runtime.chat.turn_meta(identity, turn_id)
+    meta = await api.chat.turn_meta(identity, turn_id)
     start = _resume_point(turn_id, last_event_id, after)
     if meta.finished and start >= meta.last_seq:
         # 204 stops a browser EventSource from reconnecting to a finished stream.
         return Response(status_code=204)
-    return sse_response(_stream(runtime, meta, start))
+    return sse_response(_stream(api, meta, start))
 
 
 @router.post("/turns/{turn_id}/cancel", summary="Stop a running turn")
-async def cancel_turn(turn_id: str, identity: IdentityDep, runtime: RuntimeDep) -> dict[str, object]:
+async def cancel_turn(turn_id: str, identity: IdentityDep, api: TurnApiDep) -> dict[str, object]:
     """Stop generating; what was already said is kept as ``interrupted``."""
-    cancelled = await runtime.chat.cancel(identity, turn_id)
+    cancelled = await api.chat.cancel(identity, turn_id)
     return {"turn_id": turn_id, "cancelled": cancelled}

@@ -18,19 +18,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
-from kefu.api.deps import LimitedIdentityDep, RuntimeDep
+from kefu.api.deps import LimitedIdentityDep, TurnApi, TurnApiDep
 from kefu.api.errors import error_response
 from kefu.api.sse import FinalFrame, data_frame, sse_response
-from kefu.engine import events as ev
+from kefu.engine.events import DeltaEvent, DoneEvent, ErrorEvent, TurnEvent, payload
 from kefu.engine.service import derived_session_id
-from kefu.errors import InvalidInput
-from kefu.runtime import Runtime
-from kefu.store.base import LogEvent, TurnMeta
+from kefu.errors import InvalidInput, status_for_turn_error
+from kefu.store.base import TurnMeta
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
-
-# Status for an error event that ends a turn before any text (the request can still fail cleanly).
-_ERROR_STATUS = {"llm_not_configured": 503, "upstream_rate_limited": 429, "cancelled": 499}
 
 
 class _Message(BaseModel):
@@ -73,62 +69,60 @@ def _chunk(cid: str, created: int, model: str, delta: dict[str, Any], finish: st
     ).decode()
 
 
-def _error_json(event: LogEvent) -> tuple[int, dict[str, Any]]:
-    data = orjson.loads(event.data)
-    status = _ERROR_STATUS.get(data["code"], 502 if data.get("retryable") else 500)
-    return status, data
+def _error_response(event: ErrorEvent, headers: dict[str, str]) -> Response:
+    status = status_for_turn_error(event.code, retryable=event.retryable)
+    response = error_response(status, event.code, event.message, headers)
+    # We already retried upstream where that made sense: SDKs must not multiply attempts.
+    response.headers["x-should-retry"] = "false"
+    return response
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completions (the bot as a model)")
 async def chat_completions(
     body: CompletionIn,
     identity: LimitedIdentityDep,
-    runtime: RuntimeDep,
+    api: TurnApiDep,
     x_kefu_session: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Stream (``stream: true``) or return one ``chat.completion`` answered by the bot."""
     text = _last_user_text(body)
     if x_kefu_session:
-        handle = await runtime.chat.start_turn(identity, text, x_kefu_session)
+        handle = await api.chat.start_turn(identity, text, x_kefu_session)
     elif body.user:
         key = derived_session_id(identity.user_id, body.user)
-        handle = await runtime.chat.start_turn(identity, text, key, create_missing=True)
+        handle = await api.chat.start_turn(identity, text, key, create_missing=True)
     else:
-        handle = await runtime.chat.start_turn(identity, text)
-    meta = await runtime.chat.turn_meta(identity, handle.turn_id)
-    events = _turn_events(runtime, meta)
+        handle = await api.chat.start_turn(identity, text)
+    meta = await api.chat.turn_meta(identity, handle.turn_id)
+    events = _turn_events(api, meta)
     headers = {"X-Kefu-Session": handle.session_id, "X-Kefu-Turn": handle.turn_id}
     cid = f"chatcmpl-{handle.turn_id}"
     created = int(time.time())
-    model = body.model or runtime.settings.llm_model
+    model = body.model or api.default_model
     # Read up to the first text (or the end) before answering, so a turn that fails at once is a clean HTTP
     # error the SDK understands, not a stream that breaks.
-    first: list[LogEvent] = []
+    first: list[TurnEvent] = []
     async for event in events:
         first.append(event)
-        if event.type in (ev.DELTA, ev.DONE, ev.ERROR):
+        if isinstance(event, DeltaEvent | DoneEvent | ErrorEvent):
             break
-    if first and first[-1].type == ev.ERROR:
-        status, data = _error_json(first[-1])
-        response = error_response(status, data["code"], data["message"], headers)
-        # We already retried upstream where that made sense: SDKs must not multiply attempts.
-        response.headers["x-should-retry"] = "false"
-        return response
+    if first and isinstance(first[-1], ErrorEvent):
+        return _error_response(first[-1], headers)
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         return sse_response(_stream_chunks(first, events, cid, created, model, include_usage), headers=headers)
     return await _complete(first, events, cid, created, model, headers)
 
 
-async def _turn_events(runtime: Runtime, meta: TurnMeta) -> AsyncIterator[LogEvent]:
-    async for event in runtime.chat.follow(meta, 0, heartbeat=runtime.settings.sse_heartbeat):
-        if event is not None:
-            yield event
+async def _turn_events(api: TurnApi, meta: TurnMeta) -> AsyncIterator[TurnEvent]:
+    async for logged in api.chat.follow(meta, 0, heartbeat=api.heartbeat):
+        if logged is not None:
+            yield logged.event
 
 
 async def _stream_chunks(
-    first: list[LogEvent],
-    rest: AsyncIterator[LogEvent],
+    first: list[TurnEvent],
+    rest: AsyncIterator[TurnEvent],
     cid: str,
     created: int,
     model: str,
@@ -136,21 +130,20 @@ async def _stream_chunks(
 ) -> AsyncIterator[bytes]:
     yield data_frame(_chunk(cid, created, model, {"role": "assistant", "content": ""}, None))
 
-    async def all_events() -> AsyncIterator[LogEvent]:
+    async def all_events() -> AsyncIterator[TurnEvent]:
         for event in first:
             yield event
         async for event in rest:
             yield event
 
     async for event in all_events():
-        if event.type == ev.DELTA:
-            yield data_frame(_chunk(cid, created, model, {"content": ev.delta_text(event.data)}, None))
-        elif event.type == ev.DONE:
-            done = orjson.loads(event.data)
-            answered_by = done.get("model") or model
+        if isinstance(event, DeltaEvent):
+            yield data_frame(_chunk(cid, created, model, {"content": event.text}, None))
+        elif isinstance(event, DoneEvent):
+            answered_by = event.model or model
             # The finish chunk, the usage chunk and [DONE] go out together, with the end of the response.
-            frames = [data_frame(_chunk(cid, created, answered_by, {}, done["finish_reason"]))]
-            if include_usage and done.get("usage"):
+            frames = [data_frame(_chunk(cid, created, answered_by, {}, event.finish_reason))]
+            if include_usage and event.usage:
                 usage = orjson.dumps(
                     {
                         "id": cid,
@@ -158,29 +151,23 @@ async def _stream_chunks(
                         "created": created,
                         "model": answered_by,
                         "choices": [],
-                        "usage": done["usage"],
+                        "usage": payload(event)["usage"],
                     }
                 ).decode()
                 frames.append(data_frame(usage))
             frames.append(b"data: [DONE]\n\n")
             yield FinalFrame(b"".join(frames))
             return
-        elif event.type == ev.ERROR:
+        elif isinstance(event, ErrorEvent):
             # The OpenAI SDKs raise on an `error` object inside the stream; no [DONE] follows.
-            data = orjson.loads(event.data)
-            yield FinalFrame(
-                data_frame(
-                    orjson.dumps(
-                        {"error": {"message": data["message"], "type": "kefu_error", "code": data["code"]}}
-                    ).decode()
-                )
-            )
+            error = {"error": {"message": event.message, "type": "kefu_error", "code": event.code}}
+            yield FinalFrame(data_frame(orjson.dumps(error).decode()))
             return
 
 
 async def _complete(
-    first: list[LogEvent],
-    rest: AsyncIterator[LogEvent],
+    first: list[TurnEvent],
+    rest: AsyncIterator[TurnEvent],
     cid: str,
     created: int,
     model: str,
@@ -196,27 +183,23 @@ async def _complete(
                 event = await anext(rest)
             except StopAsyncIteration:
                 return error_response(502, "turn_incomplete", "the turn ended without an answer", headers)
-        if event.type == ev.DELTA:
-            parts.append(ev.delta_text(event.data))
-        elif event.type == ev.ERROR:
-            status, data = _error_json(event)
-            response = error_response(status, data["code"], data["message"], headers)
-            response.headers["x-should-retry"] = "false"
-            return response
-        elif event.type == ev.DONE:
-            done = orjson.loads(event.data)
-            payload = {
+        if isinstance(event, DeltaEvent):
+            parts.append(event.text)
+        elif isinstance(event, ErrorEvent):
+            return _error_response(event, headers)
+        elif isinstance(event, DoneEvent):
+            body = {
                 "id": cid,
                 "object": "chat.completion",
                 "created": created,
-                "model": done.get("model") or model,
+                "model": event.model or model,
                 "choices": [
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": "".join(parts)},
-                        "finish_reason": done["finish_reason"],
+                        "finish_reason": event.finish_reason,
                     }
                 ],
-                "usage": done.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "usage": payload(event)["usage"] or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             }
-            return JSONResponse(payload, headers=headers)
+            return JSONResponse(body, headers=headers)

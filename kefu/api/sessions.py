@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from kefu.api.deps import IdentityDep, RuntimeDep
+from kefu.api.deps import IdentityDep, TurnApiDep
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 
 @router.get("/{session_id}", summary="A conversation's messages")
-async def get_session(session_id: str, identity: IdentityDep, runtime: RuntimeDep) -> dict[str, object]:
+async def get_session(session_id: str, identity: IdentityDep, api: TurnApiDep) -> dict[str, object]:
     """The session's messages, oldest first. 404 for unknown or someone else's session."""
-    session, messages = await runtime.chat.get_session(identity, session_id)
+    session, messages = await api.chat.get_session(identity, session_id)
     return {
         "session_id": session.id,
         "created_at": session.created_at.isoformat(),
@@ -32,7 +32,7 @@ async def get_session(session_id: str, identity: IdentityDep, runtime: RuntimeDe
 
 
 @router.delete("/{session_id}", status_code=204, summary="Delete a conversation")
-async def delete_session(session_id: str, identity: IdentityDep, runtime: RuntimeDep) -> Response:
+async def delete_session(session_id: str, identity: IdentityDep, api: TurnApiDep) -> Response:
     """Delete the session and its transcript."""
-    await runtime.chat.delete_session(identity, session_id)
+    await api.chat.delete_session(identity, session_id)
     return Response(status_code=204)

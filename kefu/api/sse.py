@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from kefu.store.base import TERMINAL_EVENTS, LogEvent
+from kefu.engine.events import Logged
 
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
@@ -25,11 +25,11 @@ class FinalFrame(bytes):
     __slots__ = ()
 
 
-def event_frame(turn_id: str, event: LogEvent) -> bytes:
-    """``id``/``event``/``data`` lines for one turn-log event (``data`` is single-line JSON); a :class:`FinalFrame`
-    for ``done``/``error``, after which a turn's stream has nothing more."""
-    frame = f"id: {turn_id}:{event.seq}\nevent: {event.type}\ndata: {event.data}\n\n".encode()
-    return FinalFrame(frame) if event.type in TERMINAL_EVENTS else frame
+def event_frame(turn_id: str, event: Logged) -> bytes:
+    """``id``/``event``/``data`` lines for one turn event (its JSON, as logged, is single-line); a
+    :class:`FinalFrame` for ``done``/``error``, after which a turn's stream has nothing more."""
+    frame = f"id: {turn_id}:{event.seq}\nevent: {event.name}\ndata: {event.data}\n\n".encode()
+    return FinalFrame(frame) if event.final else frame
 
 
 def data_frame(data: str) -> bytes:

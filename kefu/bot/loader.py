@@ -22,15 +22,14 @@ from pathlib import Path
 import httpx
 import yaml
 
-from kefu.bot.problems import Problems
-from kefu.engine.answering import CannedTexts
-from kefu.engine.prompts import load_system_prompt
+from kefu.bot.prompts import load_system_prompt
+from kefu.bot.texts import CannedTexts
+from kefu.content.problems import LoadReport, Problems
 from kefu.flows.engine import FlowEngine
 from kefu.flows.spec import FlowSet, load_flows
 from kefu.kb.botdir import kb_dir, load_bot_content
-from kefu.kb.lexicon import load_lexicon
-from kefu.kb.report import LoadReport
 from kefu.obs.metrics import Metrics
+from kefu.text.lexicon import load_lexicon
 from kefu.tools.registry import ToolRegistry
 
 _TEXT_KEYS = ("apology", "suggest_intro")

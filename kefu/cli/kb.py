@@ -18,12 +18,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kefu.config import Settings
+from kefu.content.problems import LoadReport
 from kefu.kb import evaluate
 from kefu.kb.botdir import expand, load_file
 from kefu.kb.entries import Entry, entry_json
 from kefu.kb.factory import open_knowledge_base
 from kefu.kb.loaders import dedupe
-from kefu.kb.report import LoadReport
 from kefu.kb.service import KnowledgeBase
 from kefu.obs.logging import configure_logging
 from kefu.store.migrate import upgrade_database_sync

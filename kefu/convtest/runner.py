@@ -4,7 +4,6 @@ demo shop for the merchant API, and whatever model ``KEFU_LLM_*`` configures (no
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import httpx
 from kefu.config import Settings
 from kefu.convtest.spec import Conversation, SpecError, Step, TestFile
 from kefu.demo.shop.api import create_shop_app
+from kefu.engine.events import DeltaEvent, DoneEvent, ErrorEvent, payload
 from kefu.engine.tasks import TurnRef
 from kefu.flows.engine import FlowReply
 from kefu.identity import Identity
@@ -151,16 +151,17 @@ class ConversationRunner:
         meta = await runtime.chat.turn_meta(identity, handle.turn_id)
         observed = Observed()
         parts: list[str] = []
-        async for event in runtime.chat.follow(meta, 0, heartbeat=_TURN_TIMEOUT):
-            if event is None:
+        async for logged in runtime.chat.follow(meta, 0, heartbeat=_TURN_TIMEOUT):
+            if logged is None:
                 observed.error = {"code": "timeout", "message": f"no answer within {_TURN_TIMEOUT:.0f} s"}
                 break
-            if event.type == "delta":
-                parts.append(json.loads(event.data)["text"])
-            elif event.type == "done":
-                observed.done = json.loads(event.data)
-            elif event.type == "error":
-                observed.error = json.loads(event.data)
+            event = logged.event
+            if isinstance(event, DeltaEvent):
+                parts.append(event.text)
+            elif isinstance(event, DoneEvent):
+                observed.done = payload(event)  # expectations are written against the public JSON
+            elif isinstance(event, ErrorEvent):
+                observed.error = payload(event)
         observed.reply = "".join(parts)
         observed.flow = self._seen.pop(handle.turn_id, None)
         await _settled(runtime, handle.session_id)

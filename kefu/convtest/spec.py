@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 import yaml
 
+from kefu.content.yamldoc import LineMap, load_yaml
+
 EXPECT_KEYS = frozenset(
     {
         "reply_contains",
@@ -84,17 +86,15 @@ class TestFile:
     conversations: tuple[Conversation, ...]
 
 
-class _Loader(yaml.SafeLoader):
-    """Keeps the line of every mapping under the key ``__line__``."""
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[str, Any]:
-    value = {str(k): v for k, v in loader.construct_mapping(node, deep=True).items()}
-    value["__line__"] = node.start_mark.line + 1
+def _with_lines(value: Any) -> Any:
+    """Mappings with text keys and their line under the key ``__line__``."""
+    if isinstance(value, LineMap):
+        out = {str(k): _with_lines(v) for k, v in value.items()}
+        out["__line__"] = value.line
+        return out
+    if isinstance(value, list):
+        return [_with_lines(v) for v in value]
     return value
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
 def _strip(value: Any) -> Any:
@@ -184,7 +184,7 @@ def _check_expect(e: dict[str, Any]) -> str | None:
 def parse(path: Path) -> TestFile:
     """Read and check a test file; :class:`SpecError` names the first problem with its line."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        data = _with_lines(load_yaml(path.read_text(encoding="utf-8"), allow_recursion=False))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise _fail(path, mark.line + 1 if mark else None, f"not valid YAML: {exc}") from exc

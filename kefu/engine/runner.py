@@ -1,21 +1,31 @@
-"""Runs one turn, detached from any HTTP request: model stream → coalesced turn log → stored answer."""
+"""Runs one turn, detached from any HTTP request: answer → coalesced turn log → stored answer, with its lease."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from kefu.engine import events as ev
-from kefu.engine.answering import Answerer, Outcome
+from kefu.engine.answering import Answerer
+from kefu.engine.ending import Ending, store_answer
+from kefu.engine.events import ErrorEvent, encode
 from kefu.engine.history import context_from_records
+from kefu.engine.tasks import TurnRef
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import KefuError, UpstreamError
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
-from kefu.store.base import ContextMessage, HotState, MessageStatus, SessionRecord, TranscriptStore
+from kefu.store.base import (
+    ContextCache,
+    ContextMessage,
+    MessageRecord,
+    SessionRecord,
+    TranscriptStore,
+    TurnLeases,
+    TurnLog,
+)
 
 log = get_logger("kefu.turn")
 
@@ -31,201 +41,219 @@ class TurnConfig:
 
 
 @dataclass(slots=True)
-class Turn:
-    """One accepted message and what is known about its answer."""
+class AcceptedTurn:
+    """One accepted message, with everything decided about it before its answer starts."""
 
     turn_id: str
     session: SessionRecord
     user_id: str
     text: str
     reset_context: bool
+    new_session: bool = False  # the session row is not written yet: the runner writes it while answering
     accepted_at: float = field(default_factory=time.monotonic)
-    cancel_requested: bool = False
-    running: bool = False  # the turn's task has begun (see TurnRunner.start)
-    # A new session's row, still being written when the turn starts: the question is stored once it is done.
-    session_ready: Awaitable[object] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartedTurn:
+    """A turn the runner has started: the task that runs it to the end, and the write of a new session's row
+    (with the question)."""
+
+    task: asyncio.Task[None]
+    session_row: asyncio.Task[MessageRecord] | None
 
 
 class TurnRunner:
-    """Executes turns. One instance per process; ``run`` is the body of each turn's task."""
+    """Runs turns, detached from any request: the one owner of a turn from its start to its stored answer."""
 
     def __init__(
         self,
         *,
         store: TranscriptStore,
-        hot: HotState,
+        turns: TurnLog,
+        leases: TurnLeases,
+        context: ContextCache,
         answerer: Answerer,
         metrics: Metrics,
         config: TurnConfig,
         owner: str,
         provider_name: str = "none",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
-        self._hot = hot
+        self._turns = turns
+        self._leases = leases
+        self._context = context
         self._answerer = answerer
         self._provider_name = provider_name
         self._metrics = metrics
         self._config = config
         self._owner = owner
-        self._answers: dict[str, asyncio.Task[Outcome]] = {}
+        self._clock = clock
+        self._answers: dict[str, asyncio.Task[Ending]] = {}
+        self._renewed: dict[str, float] = {}  # when each running turn's lease was last known to be ours
 
     def cancel_local(self, turn_id: str) -> bool:
-        """Cancel a turn if it runs in this process; False if it does not (ask its owner via HotState)."""
+        """Cancel a turn if it runs in this process; False if it does not (ask its owner via its lease)."""
         task = self._answers.get(turn_id)
         if task is None:
             return False
         task.cancel()
         return True
 
-    @property
-    def answers_write_session_rows(self) -> bool:
-        """Whether answering may write rows that reference the session (flow state, handoffs): then a new
-        session's row has to exist before the answer starts."""
-        return self._answerer.tasks is not None
-
-    def start(self, turn: Turn) -> asyncio.Task[None]:
-        """Start answering ``turn``: its answer task is created before anything else, so the upstream request
-        goes out one task hop after the caller yields; returns the task that runs the rest of the turn (it
-        always ends the log with ``done`` or ``error`` and stores the answer once). Storing the question
-        overlaps with the wait for the first token; the writer holds answer text back until it is durable."""
+    def start(self, turn: AcceptedTurn) -> StartedTurn:
+        """Start answering ``turn``. Its answer task is created first, so the upstream request goes out one task
+        hop after the caller yields; then the new session's row write (if any), then the task that runs the rest
+        of the turn (it always ends the log with ``done`` or ``error`` and stores the answer once). Storing the
+        question overlaps with the wait for the first token; the writer holds answer text back until it is
+        durable, and flows store their state only once the session row exists."""
         self._metrics.active_turns.inc()
+        self._renewed[turn.turn_id] = self._clock()  # begin_turn took the lease just now
+        loop = asyncio.get_running_loop()
         writer = self._writer(turn)
-        answer = asyncio.create_task(self._answer(turn, writer))
+        row_ready: asyncio.Future[None] | None = loop.create_future() if turn.new_session else None
+        ref = TurnRef(turn.turn_id, turn.session.id, turn.user_id, session_row=row_ready)
+        answer = loop.create_task(self._answer(turn, ref, writer))
         self._answers[turn.turn_id] = answer
-        task = asyncio.create_task(self._run(turn, writer, answer), name=f"turn-{turn.turn_id}")
-        task.add_done_callback(lambda _: None if turn.running else self._never_ran(turn, answer))
-        return task
+        row: asyncio.Task[MessageRecord] | None = None
+        if row_ready is not None:
+            session = turn.session
+            row = loop.create_task(
+                self._store.start_session(session.id, turn.user_id, turn.turn_id, turn.text, session.created_at)
+            )
+            row.add_done_callback(lambda done: _relay(done, row_ready))
+        began: list[bool] = []  # set by the task's first step
+        task = loop.create_task(self._run(turn, writer, answer, row, began), name=f"turn-{turn.turn_id}")
+        task.add_done_callback(lambda _: None if began else self._never_ran(turn, answer))
+        return StartedTurn(task, row)
 
-    def _never_ran(self, turn: Turn, answer: asyncio.Task[Outcome]) -> None:
+    def _never_ran(self, turn: AcceptedTurn, answer: asyncio.Task[Ending]) -> None:
         # Cancelled before its first step (shutdown without grace): stop the answer it would have awaited. The
         # session lock and the turn lease then expire, and readers learn the turn was lost.
         answer.cancel()
         self._answers.pop(turn.turn_id, None)
+        self._renewed.pop(turn.turn_id, None)
         self._metrics.active_turns.dec()
 
-    def _writer(self, turn: Turn) -> DeltaWriter:
+    def _writer(self, turn: AcceptedTurn) -> DeltaWriter:
         return DeltaWriter(
-            lambda events: self._hot.append(turn.turn_id, events),
+            lambda events: self._turns.append(turn.turn_id, events),
             interval=self._config.coalesce_seconds,
             on_first=lambda: self._metrics.ttft.observe(time.monotonic() - turn.accepted_at),
         )
 
-    async def _run(self, turn: Turn, writer: DeltaWriter, answer: asyncio.Task[Outcome]) -> None:
-        turn.running = True
-        user_write = asyncio.create_task(self._store_question(turn))
+    async def _run(
+        self,
+        turn: AcceptedTurn,
+        writer: DeltaWriter,
+        answer: asyncio.Task[Ending],
+        row: asyncio.Task[MessageRecord] | None,
+        began: list[bool],
+    ) -> None:
+        began.append(True)
+        user_write = asyncio.create_task(self._store_question(turn, row))
         writer.start(before_first=user_write)
         lease = asyncio.create_task(self._keep_lease(turn))
-        outcome: Outcome
+        ending: Ending
         try:
             await asyncio.wait([answer])
-            outcome = self._outcome(turn, answer)
+            ending = self._ending(turn, answer)
         except asyncio.CancelledError:
             # Server shutdown: keep what was said, marked as interrupted.
             answer.cancel()
-            outcome = Outcome("interrupted", ev.error_event("shutdown", "the server is shutting down", retryable=True))
+            ending = Ending("interrupted", ErrorEvent("shutdown", "the server is shutting down", retryable=True))
         try:
             await writer.close()
             await user_write
-            await self._finish(turn, writer, outcome)
+            await self._finish(turn, writer, ending)
         except Exception as exc:  # a store failure must still end the log, or readers would wait for ever
             log.error("turn_finish_failed", turn_id=turn.turn_id, error=repr(exc))
-            await self._hot.append(
-                turn.turn_id, [ev.error_event("internal_error", "could not save the answer", retryable=True)]
-            )
+            failed = ErrorEvent("internal_error", "could not save the answer", retryable=True)
+            await self._turns.append(turn.turn_id, [encode(failed)], final=True)
         finally:
             self._answers.pop(turn.turn_id, None)
+            self._renewed.pop(turn.turn_id, None)
             lease.cancel()
-            await self._hot.release_session(turn.session.id, turn.turn_id)
+            await self._leases.release_session(turn.session.id, turn.turn_id)
             self._metrics.active_turns.dec()
 
-    async def _store_question(self, turn: Turn) -> None:
-        if turn.session_ready is not None:
-            await turn.session_ready
+    async def _store_question(self, turn: AcceptedTurn, row: asyncio.Task[MessageRecord] | None) -> None:
+        if row is not None:
+            await row  # a new session's row, written with the question
+            return
         await self._store.add_user_message(
             turn.session.id, turn.turn_id, turn.text, _utcnow(), reset_context=turn.reset_context
         )
 
-    async def _answer(self, turn: Turn, writer: DeltaWriter) -> Outcome:
-        if turn.session_ready is not None and self.answers_write_session_rows:
-            # Flows store their state (and handoffs) in rows that reference the session: the row must exist
-            # first (the service creates it up front for such bots; this covers a bot reloaded meanwhile).
-            await turn.session_ready
+    async def _answer(self, turn: AcceptedTurn, ref: TurnRef, writer: DeltaWriter) -> Ending:
         history = await self._history(turn)
-        return await self._answerer.answer(
-            turn.turn_id, turn.user_id, turn.text, history, writer, session_id=turn.session.id
-        )
+        return await self._answerer.answer(ref, turn.text, history, writer)
 
-    def _outcome(self, turn: Turn, answer: asyncio.Task[Outcome]) -> Outcome:
+    def _ending(self, turn: AcceptedTurn, answer: asyncio.Task[Ending]) -> Ending:
         if answer.cancelled():
-            return Outcome("interrupted", ev.error_event("cancelled", "the turn was cancelled", retryable=False))
+            return Ending("interrupted", ErrorEvent("cancelled", "the turn was cancelled", retryable=False))
         exc = answer.exception()
         if exc is None:
             return answer.result()
         if isinstance(exc, UpstreamError):
             self._metrics.upstream_errors.labels(provider=self._provider_name, code=exc.code).inc()
             log.warning("turn_upstream_error", turn_id=turn.turn_id, code=exc.code, error=exc.message)
-            return Outcome("failed", ev.error_event(exc.code, exc.message, retryable=exc.retryable))
+            return Ending("failed", ErrorEvent(exc.code, exc.message, retryable=exc.retryable))
         if isinstance(exc, KefuError):
-            return Outcome("failed", ev.error_event(exc.code, exc.message, retryable=False))
+            return Ending("failed", ErrorEvent(exc.code, exc.message, retryable=False))
         log.error("turn_crashed", turn_id=turn.turn_id, error=repr(exc))
-        return Outcome("failed", ev.error_event("internal_error", "something went wrong", retryable=True))
+        return Ending("failed", ErrorEvent("internal_error", "something went wrong", retryable=True))
 
-    async def _finish(self, turn: Turn, writer: DeltaWriter, outcome: Outcome) -> None:
+    async def _closed_elsewhere(self, turn: AcceptedTurn, writer: DeltaWriter) -> bool:
+        """Whether a reader closed this turn as lost (this process stalled past its lease): then that reader
+        stores what the shopper saw, and this process must not store its own, longer, answer as well."""
+        if writer.refused:
+            return True
+        renewed = self._renewed.get(turn.turn_id)
+        if renewed is not None and self._clock() - renewed < self._config.lease_seconds / 2:
+            return False  # the lease is certainly still ours: no round trip on the normal path
+        meta = await self._turns.get_turn(turn.turn_id)
+        return meta is None or meta.finished
+
+    async def _finish(self, turn: AcceptedTurn, writer: DeltaWriter, ending: Ending) -> None:
+        if await self._closed_elsewhere(turn, writer):
+            log.warning("turn_closed_elsewhere", turn_id=turn.turn_id, session_id=turn.session.id)
+            self._metrics.turns.labels(outcome="lost", source=ending.source).inc()
+            return
         text = writer.text
-        status: MessageStatus = outcome.status
-        if outcome.terminal[0] == ev.ERROR:
-            # Whatever the cause, an answer cut short keeps its text as `interrupted`; with no text there is
-            # no assistant row at all (never a blank row), and the turn counts as failed.
-            status = "interrupted" if text else "failed"
-        if text:
-            # Stored before the terminal event, so a client that saw `done` finds the answer in the history.
-            await self._store.add_assistant_message(
-                turn.session.id,
-                turn.turn_id,
-                text,
-                status,
-                _utcnow(),
-                source=outcome.source,
-                model=outcome.model,
-                prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else None,
-                completion_tokens=outcome.usage.completion_tokens if outcome.usage else None,
-            )
+        # Stored before the terminal event, so a client that saw `done` finds the answer in the history.
+        status = await store_answer(self._store, turn.session.id, turn.turn_id, text, ending)
         if not writer.refused:
-            await self._hot.append(turn.turn_id, [outcome.terminal])
+            await self._turns.append(turn.turn_id, [encode(ending.terminal)], final=True)
         remember = [ContextMessage("user", turn.text)]
         if text:
             remember.append(ContextMessage("assistant", text))
+        window = {"max_messages": self._config.max_context_messages, "ttl": self._config.session_ttl}
         if turn.reset_context:
-            await self._hot.set_context(
-                turn.session.id, remember, max_messages=self._config.max_context_messages, ttl=self._config.session_ttl
-            )
+            await self._context.set_context(turn.session.id, remember, **window)
         else:
-            await self._hot.push_context(
-                turn.session.id, remember, max_messages=self._config.max_context_messages, ttl=self._config.session_ttl
-            )
-        result = status
-        self._metrics.turns.labels(outcome=result, source=outcome.source).inc()
-        self._metrics.turn_duration.labels(outcome=result).observe(time.monotonic() - turn.accepted_at)
+            await self._context.push_context(turn.session.id, remember, **window)
+        self._metrics.turns.labels(outcome=status, source=ending.source).inc()
+        self._metrics.turn_duration.labels(outcome=status).observe(time.monotonic() - turn.accepted_at)
         log.info(
             "turn_finished",
             turn_id=turn.turn_id,
             session_id=turn.session.id,
-            outcome=result,
+            outcome=status,
             chars=len(text),
             seconds=round(time.monotonic() - turn.accepted_at, 3),
         )
 
-    async def _history(self, turn: Turn) -> list[ContextMessage]:
+    async def _history(self, turn: AcceptedTurn) -> list[ContextMessage]:
         if turn.reset_context:
             return []
-        if turn.session.last_active_at == turn.session.created_at:
-            # Every stored message touches last_active_at, so this session has none yet: nothing to load, and
-            # an empty cached window lets the end of the turn extend it instead of a reload from SQL next time.
-            await self._hot.set_context(
+        if turn.new_session:
+            # Nothing to load, and an empty cached window lets the end of the turn extend it instead of a reload
+            # from SQL next time.
+            await self._context.set_context(
                 turn.session.id, [], max_messages=self._config.max_context_messages, ttl=self._config.session_ttl
             )
             return []
-        cached = await self._hot.get_context(turn.session.id)
+        cached = await self._context.get_context(turn.session.id)
         if cached is not None:
             return cached
         records = await self._store.list_messages(
@@ -233,26 +261,42 @@ class TurnRunner:
         )
         # The current question may already be stored (the write overlaps); it is added separately.
         history = context_from_records([r for r in records if r.turn_id != turn.turn_id])
-        await self._hot.set_context(
+        await self._context.set_context(
             turn.session.id, history, max_messages=self._config.max_context_messages, ttl=self._config.session_ttl
         )
         return history
 
-    async def _keep_lease(self, turn: Turn) -> None:
+    async def _keep_lease(self, turn: AcceptedTurn) -> None:
         interval = self._config.lease_seconds / 3
+        cancelled = False
         while True:
             await asyncio.sleep(interval)
+            asked = self._clock()
             try:
-                cancel = await self._hot.renew_lease(
+                cancel = await self._leases.renew_lease(
                     turn.turn_id, turn.session.id, owner=self._owner, lease_seconds=self._config.lease_seconds
                 )
             except Exception as exc:  # a blip in Redis must not kill the turn; the next renewal may work
                 log.warning("lease_renew_failed", turn_id=turn.turn_id, error=repr(exc))
                 continue
-            if cancel and not turn.cancel_requested:
-                turn.cancel_requested = True
+            last = self._renewed.get(turn.turn_id)
+            if last is not None and asked - last < self._config.lease_seconds:
+                self._renewed[turn.turn_id] = asked  # renewed before it lapsed: still ours
+            if cancel and not cancelled:
+                cancelled = True  # the lease is still renewed while the turn stores what was said
                 self.cancel_local(turn.turn_id)
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _relay(row: asyncio.Task[MessageRecord], ready: asyncio.Future[None]) -> None:
+    # Only success is relayed: a failed row write ends the turn through the service, and an exception set on a
+    # future nobody awaits would be reported as never retrieved.
+    if ready.done():
+        return
+    if row.cancelled() or row.exception() is not None:
+        ready.cancel()
+    else:
+        ready.set_result(None)

@@ -11,12 +11,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from kefu.engine import events as ev
-from kefu.engine.runner import Turn, TurnRunner
+from kefu.engine.ending import LostTurns
+from kefu.engine.events import Logged, SessionEvent, encode
+from kefu.engine.runner import AcceptedTurn, TurnRunner
 from kefu.errors import Conflict, InvalidInput, MessageTooLong, NotFound
 from kefu.identity import Identity
 from kefu.obs.logging import get_logger
-from kefu.store.base import TERMINAL_EVENTS, HotState, LogEvent, MessageRecord, SessionRecord, TranscriptStore, TurnMeta
+from kefu.store.base import (
+    ContextCache,
+    MessageRecord,
+    SessionRecord,
+    TranscriptStore,
+    TurnLeases,
+    TurnLog,
+    TurnMeta,
+)
 
 log = get_logger("kefu.chat")
 
@@ -61,7 +70,9 @@ class ChatService:
         self,
         *,
         store: TranscriptStore,
-        hot: HotState,
+        turns: TurnLog,
+        leases: TurnLeases,
+        context: ContextCache,
         runner: TurnRunner,
         max_message_chars: int,
         session_ttl: int,
@@ -71,7 +82,10 @@ class ChatService:
     ) -> None:
         self._on_session_deleted = on_session_deleted
         self._store = store
-        self._hot = hot
+        self._turns = turns
+        self._leases = leases
+        self._context = context
+        self._lost = LostTurns(store=store, turns=turns, locks=leases, context=context)
         self._runner = runner
         self._max_chars = max_message_chars
         self._session_ttl = timedelta(seconds=session_ttl)
@@ -108,44 +122,43 @@ class ChatService:
         """
         text = self.validate_message(message)
         now = datetime.now(UTC)
-        if session_id is None and not self._runner.answers_write_session_rows:
+        if session_id is None:
+            # The row is written by the runner while the answer starts (one less wait before the upstream call).
             session = SessionRecord(new_id("s"), identity.user_id, now, now, now)
-            fresh = True
-        elif session_id is None:
-            # A bot with flows: answering may store flow state that references the row, so it comes first.
-            session = await self._store.create_session(new_id("s"), identity.user_id, now)
-            fresh = False
+            new_session = True
         else:
             session = await self._open_session(identity, session_id, now, create_missing=create_missing)
-            fresh = False
+            new_session = False
         turn_id = new_id("t")
         meta = TurnMeta(turn_id=turn_id, session_id=session.id, user_id=identity.user_id, created_at=time.time())
         # Lock, turn registration and its first event in one hot-state call (one Redis round trip).
-        holder = await self._hot.begin_turn(
-            meta, [ev.session_event(session.id, turn_id)], owner=self._owner, lease_seconds=self._lease
-        )
+        first = encode(SessionEvent(session.id, turn_id))
+        holder = await self._turns.begin_turn(meta, [first], owner=self._owner, lease_seconds=self._lease)
         if holder is not None:
             raise Conflict(f"a turn is already running in this session ({holder}); wait for it or cancel it")
         reset = now - session.last_active_at > self._session_ttl
-        turn = Turn(turn_id=turn_id, session=session, user_id=identity.user_id, text=text, reset_context=reset)
-        task = self._runner.start(turn)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        handle = TurnHandle(session.id, turn_id, identity.user_id, meta.created_at)
-        if fresh:
-            # Created after the turn's tasks, so its upstream request goes out first (tasks start in order). The
-            # turn waits for the row before storing the question (set here, before the turn's task first runs).
-            created = asyncio.create_task(self._store.create_session(session.id, identity.user_id, now))
-            turn.session_ready = created
+        turn = AcceptedTurn(
+            turn_id=turn_id,
+            session=session,
+            user_id=identity.user_id,
+            text=text,
+            reset_context=reset,
+            new_session=new_session,
+        )
+        started = self._runner.start(turn)
+        self._tasks.add(started.task)
+        started.task.add_done_callback(self._tasks.discard)
+        if started.session_row is not None:
+            # Return once the row is durable, so a client that learns the session id can use it at once.
             try:
-                await asyncio.shield(created)
+                await asyncio.shield(started.session_row)
             except asyncio.CancelledError:
                 raise  # the caller went away: the row is still written and the turn goes on
             except Exception:
                 self._runner.cancel_local(turn_id)
                 raise
         log.info("turn_started", turn_id=turn_id, session_id=session.id, user_id=identity.user_id, chars=len(text))
-        return handle
+        return TurnHandle(session.id, turn_id, identity.user_id, meta.created_at)
 
     async def _open_session(
         self, identity: Identity, session_id: str, now: datetime, *, create_missing: bool
@@ -161,12 +174,12 @@ class ChatService:
 
     async def turn_meta(self, identity: Identity, turn_id: str) -> TurnMeta:
         """The turn if it exists and belongs to the caller, else :class:`NotFound`."""
-        meta = await self._hot.get_turn(turn_id)
+        meta = await self._turns.get_turn(turn_id)
         if meta is None or meta.user_id != identity.user_id:
             raise NotFound("turn not found (unknown, expired, or not yours)")
         return meta
 
-    async def follow(self, meta: TurnMeta, after: int, *, heartbeat: float) -> AsyncIterator[LogEvent | None]:
+    async def follow(self, meta: TurnMeta, after: int, *, heartbeat: float) -> AsyncIterator[Logged | None]:
         """Events of a turn after ``after``, then live ones until ``done``/``error``.
 
         Yields ``HEARTBEAT`` (None) after ``heartbeat`` seconds without events. If the process running the
@@ -177,40 +190,27 @@ class ChatService:
         wait = min(heartbeat, self._lease)
         quiet_since = time.monotonic()
         while True:
-            events = await self._hot.read(meta.turn_id, after, wait)
-            if events:
-                for event in events:
-                    yield event
-                    after = event.seq
-                    if event.type in TERMINAL_EVENTS:
+            entries = await self._turns.read(meta.turn_id, after, wait)
+            if entries:
+                for entry in entries:
+                    logged = Logged.of(entry)
+                    yield logged
+                    after = logged.seq
+                    if logged.final:
                         return
                 quiet_since = time.monotonic()
                 continue
-            if not await self._hot.lease_alive(meta.turn_id):
-                await self._close_lost_turn(meta)
+            if not await self._leases.lease_alive(meta.turn_id):
+                if await self._lost.close(meta):
+                    continue  # its `error` event is read next
+                # It had finished (or another reader closed it): stop if nothing is left after `after`.
+                current = await self._turns.get_turn(meta.turn_id)
+                if current is None or (current.finished and after >= current.last_seq):
+                    return
                 continue
             if time.monotonic() - quiet_since >= heartbeat:
                 quiet_since = time.monotonic()
                 yield HEARTBEAT
-
-    async def _close_lost_turn(self, meta: TurnMeta) -> None:
-        """The process running the turn died: end its log and keep what it had said, once."""
-        seq = await self._hot.append(
-            meta.turn_id,
-            [ev.error_event("turn_lost", "the server answering this turn stopped; please ask again", retryable=True)],
-        )
-        if seq is None:
-            return  # finished meanwhile, or another reader already closed it
-        log.warning("turn_lost", turn_id=meta.turn_id, session_id=meta.session_id)
-        text = "".join(ev.delta_text(e.data) for e in await self._hot.read(meta.turn_id, 0, 0) if e.type == ev.DELTA)
-        if text:
-            await self._store.add_assistant_message(
-                meta.session_id, meta.turn_id, text, "interrupted", datetime.now(UTC), source="llm", model=None
-            )
-        # The dead process never added this turn to the cached context window: drop the window (a TTL of 0
-        # expires it) so the next turn reloads the history, with this question and partial answer, from SQL.
-        await self._hot.set_context(meta.session_id, [], max_messages=0, ttl=0)
-        await self._hot.release_session(meta.session_id, meta.turn_id)
 
     async def cancel(self, identity: Identity, turn_id: str) -> bool:
         """Stop a turn (on whichever replica runs it). False if it had already finished."""
@@ -218,7 +218,7 @@ class ChatService:
         if meta.finished:
             return False
         if not self._runner.cancel_local(turn_id):
-            await self._hot.request_cancel(turn_id)
+            await self._leases.request_cancel(turn_id)
         return True
 
     async def get_session(self, identity: Identity, session_id: str) -> tuple[SessionRecord, list[MessageRecord]]:
@@ -230,7 +230,7 @@ class ChatService:
         """Delete a session of the caller's, with its transcript and cached context."""
         session = await self._owned_session(identity, session_id)
         await self._store.delete_session(session.id)
-        await self._hot.clear_session(session.id)
+        await self._context.clear_session(session.id)
         if self._on_session_deleted is not None:  # e.g. the session's running flow
             await self._on_session_deleted(session.id)
 

@@ -8,17 +8,17 @@ wires it to the session's storage, the knowledge base (for digressions) and the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from kefu.engine.knowledge import Knowledge
 from kefu.flows.engine import FlowContext, FlowEngine, FlowReply
 from kefu.flows.texts import detect_lang
+from kefu.kb.knowledge import Knowledge
 from kefu.llm.base import ToolCall, ToolSpec
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
-from kefu.store.flowstate import FlowStates
+from kefu.store.flowstate import FlowStateStore
 
 log = get_logger("kefu.flow")
 
@@ -30,6 +30,9 @@ class TurnRef:
     turn_id: str
     session_id: str
     user_id: str
+    # A new session's row while it is still being written: flow state and handoffs reference it, so they are
+    # stored only once it exists. None when the row exists already.
+    session_row: Awaitable[object] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +42,14 @@ class TaskReply:
     text: str
     flow: str
     status: str  # "running" or the outcome: completed, cancelled, handoff, failed
-    extra: dict[str, Any]
+    handoff_id: str | None = None
+    handoff_offered: bool = False
 
 
-class Tasks:
-    """Routes turns into flows and keeps each session's flow state."""
+class FlowStep:
+    """The flow step of a turn: routes turns into flows and keeps each session's flow state."""
 
-    def __init__(self, engine: FlowEngine, states: FlowStates, knowledge: Knowledge, metrics: Metrics) -> None:
+    def __init__(self, engine: FlowEngine, states: FlowStateStore, knowledge: Knowledge, metrics: Metrics) -> None:
         self._engine = engine
         self._states = states
         self._knowledge = knowledge
@@ -115,12 +119,14 @@ class Tasks:
     ) -> TaskReply:
         for observe in self.observers:
             observe(turn, reply)
+        if turn.session_row is not None:
+            await turn.session_row
         if reply.state is None:
             await self._states.clear(turn.session_id)
         else:
             await self._states.put(turn.session_id, turn.user_id, reply.flow, reply.state)
         status = reply.outcome or "running"
-        extra: dict[str, Any] = {"flow": {"name": reply.flow, "status": status}}
+        handoff_id = None
         if reply.handoff is not None:
             record = await self._states.record_handoff(
                 session_id=turn.session_id,
@@ -130,9 +136,7 @@ class Tasks:
                 reason=reply.handoff.reason,
                 summary={**(context or {}), **reply.slots},
             )
-            extra["handoff"] = {"id": record.id}
-        if reply.handoff_offered:
-            extra["handoff_offered"] = True
+            handoff_id = record.id
         self._metrics.flow_turns.labels(flow=reply.flow, status=status).inc()
         log.info(
             "flow_turn",
@@ -142,4 +146,4 @@ class Tasks:
             routed_by=how,
             tools=[(c.name, c.ok, c.error) for c in reply.tool_calls],
         )
-        return TaskReply(reply.text, reply.flow, status, extra)
+        return TaskReply(reply.text, reply.flow, status, handoff_id, reply.handoff_offered)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from kefu.engine.events import delta_event
+from kefu.engine.events import DeltaEvent, encode
 from kefu.ticks import sleep_until_tick, wake
 
 AppendFn = Callable[[list[tuple[str, str]]], Awaitable[int | None]]
@@ -83,7 +83,7 @@ class DeltaWriter:
                         self._on_first()
                 chunk = "".join(self._buffer)
                 self._buffer.clear()
-                if await self._append([delta_event(chunk)]) is None:
+                if await self._append([encode(DeltaEvent(chunk))]) is None:
                     self.refused = True
                     return
                 self.written_chars += len(chunk)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kefu.bot.problems import Problems
+from kefu.content.problems import Problems
+from kefu.content.yamldoc import Doc, Key
 from kefu.flows.model import Flow, Step
 from kefu.flows.texts import PATH, Text, placeholders
-from kefu.flows.yamldoc import Doc, Key
 from kefu.tools.base import Risk
 
 ROOTS = ("slots", "labels", "result", "steps")

@@ -27,9 +27,9 @@ from kefu.flows.runner import Turn, advance
 from kefu.flows.slots import aliases, display, extract, parse_answer, validate
 from kefu.flows.state import FlowState, StateError
 from kefu.flows.texts import builtin, detect_lang
-from kefu.kb.analyzer import Analyzer
-from kefu.kb.normalize import normalize
 from kefu.llm.base import ToolSpec
+from kefu.text.analyzer import Analyzer
+from kefu.text.normalize import normalize
 from kefu.tools.base import ToolCaller
 
 __all__ = ["FlowContext", "FlowEngine", "FlowReply", "HandoffRequest", "RouteMatch", "ToolCallLog"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 from kefu.flows.texts import Text
-from kefu.kb.lexicon import Lexicon
+from kefu.text.lexicon import Lexicon
 from kefu.tools.base import Risk
 
 SlotType: TypeAlias = Literal["text", "number", "choice", "phone", "phone_last4", "order_id", "date", "free_text"]

@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from kefu.bot.problems import Problems
+from kefu.content.problems import Problems
+from kefu.content.yamldoc import Doc, Key
 from kefu.flows.model import OPS, SLOT_TYPES, STEP_KINDS, Condition, Option, Rule, SlotSpec, Step
 from kefu.flows.texts import Text
-from kefu.flows.yamldoc import Doc, Key
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 TOP_KEYS = frozenset({"name", "description", "triggers", "slots", "steps", "interrupts"})

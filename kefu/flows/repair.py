@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from kefu.kb.normalize import normalize
+from kefu.text.normalize import normalize
 
 # Whole-message cancels ("取消订单" is a request, not a cancel) …
 _CANCEL = frozenset(

@@ -10,10 +10,9 @@ from typing import Literal
 import ahocorasick  # type: ignore[import-not-found]
 
 from kefu.flows.model import FlowSet
-from kefu.kb.analyzer import Analyzer
-from kefu.kb.entries import Entry
-from kefu.kb.index import Index, Weights
-from kefu.kb.normalize import normalize
+from kefu.text.analyzer import Analyzer
+from kefu.text.index import Index, Weights
+from kefu.text.normalize import normalize
 
 KEYWORD_SCORE = 1.0
 
@@ -28,19 +27,31 @@ class RouteMatch:
     matched: str
 
 
+@dataclass(frozen=True, slots=True)
+class Triggers:
+    """A flow's trigger examples as one searchable entry of the index (a :class:`~kefu.text.index.Searchable`)."""
+
+    flow: str
+    question: str
+    answer: str
+    similar: tuple[str, ...] = ()
+    kind: str = "faq"
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+
+
 class FlowRouter:
     """Trigger matching for a :class:`FlowSet`. Build it off the event loop (jieba runs over every example)."""
 
     def __init__(self, flows: FlowSet, analyzer: Analyzer | None = None, weights: Weights | None = None) -> None:
         self.threshold = flows.threshold
         entries = [
-            Entry(
-                id=f"flow:{flow.name}",
+            Triggers(
+                flow=flow.name,
                 question=flow.examples[0],
                 # the answer channel sees every example, so a query mixing words of two examples still counts
                 answer=" ".join(flow.examples),
                 similar=flow.examples[1:],
-                origin="flow",
             )
             for flow in flows.flows.values()
             if flow.examples
@@ -82,7 +93,7 @@ class FlowRouter:
     def scores(self, text: str, *, limit: int = 5) -> list[RouteMatch]:
         """Flows ranked by trigger-example similarity (for tuning and explanations), best first."""
         matches = self.index.search(text, limit=limit, now=datetime.now(UTC))
-        return [RouteMatch(m.entry.id.removeprefix("flow:"), m.score, "example", m.text) for m in matches]
+        return [RouteMatch(m.entry.flow, m.score, "example", m.text) for m in matches]
 
     def route(self, text: str) -> RouteMatch | None:
         """The flow ``text`` asks for, or None when nothing reaches the threshold."""

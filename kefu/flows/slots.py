@@ -20,9 +20,9 @@ from functools import lru_cache
 from typing import Any
 
 from kefu.flows.model import DEFAULT_ORDER_ID, Option, SlotSpec
-from kefu.flows.numerals import CHINESE_NUMBER, chinese_number, normalize_digits
 from kefu.flows.texts import Lang
-from kefu.kb.normalize import normalize
+from kefu.text.normalize import normalize
+from kefu.text.numerals import CHINESE_NUMBER, chinese_number, normalize_digits
 
 _PHONE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d{9})(?!\d)")
 _LAST4 = re.compile(r"(?<![A-Za-z0-9])(\d{4})(?!\d)")

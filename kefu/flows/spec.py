@@ -11,12 +11,12 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from kefu.bot.problems import Problems
+from kefu.content.problems import Problems
+from kefu.content.yamldoc import Doc, YamlError, parse
 from kefu.flows.checks import check_flow
 from kefu.flows.model import DEFAULT_THRESHOLD, Flow, FlowSet, SlotSpec, Step
 from kefu.flows.reader import NAME, TOP_KEYS, Reader
-from kefu.flows.yamldoc import Doc, YamlError, parse
-from kefu.kb.lexicon import Lexicon, load_lexicon
+from kefu.text.lexicon import Lexicon, load_lexicon
 from kefu.tools.base import Risk
 
 __all__ = ["FlowSet", "load_flow_file", "load_flows", "read_flow"]

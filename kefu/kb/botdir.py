@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from kefu.content.problems import LoadReport
 from kefu.kb.documents import DOC_SUFFIXES, load_document
 from kefu.kb.entries import Entry
-from kefu.kb.lexicon import Lexicon, load_lexicon
 from kefu.kb.loaders import dedupe, load_faq_file
-from kefu.kb.report import LoadReport
+from kefu.text.lexicon import Lexicon, load_lexicon
 
 FAQ_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".md", ".markdown")
 _RESERVED = frozenset({"dictionary.txt", "synonyms.txt", "stopwords.txt", "readme.md"})

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kefu.engine.knowledge import Confidence
-from kefu.kb.index import Match
+from kefu.kb.entries import Entry
+from kefu.kb.knowledge import Confidence
+from kefu.text.index import Match
 
 MAX_SUGGESTIONS = 3
 
@@ -34,7 +35,7 @@ class Thresholds:
             raise ValueError("confidence thresholds need 0 <= medium <= high")
 
 
-def decide(matches: Sequence[Match], thresholds: Thresholds) -> tuple[Confidence, list[Match]]:
+def decide(matches: Sequence[Match[Entry]], thresholds: Thresholds) -> tuple[Confidence, list[Match[Entry]]]:
     """The confidence band and the FAQ matches worth suggesting (best first, at most three)."""
     faqs = [m for m in matches if m.entry.kind == "faq"]
     if not faqs:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from kefu.content.problems import LoadReport
 from kefu.kb.entries import Entry, EntryError, default_id, make_entry
 from kefu.kb.loaders import read_text
-from kefu.kb.report import LoadReport
 
 DOC_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TypeAlias
 
-from kefu.kb.normalize import normalize
+from kefu.text.normalize import normalize
 
 Kind: TypeAlias = Literal["faq", "doc"]
 

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kefu.engine.knowledge import Confidence
 from kefu.kb.entries import Entry
-from kefu.kb.index import Match
-from kefu.kb.normalize import normalize
+from kefu.kb.knowledge import Confidence
+from kefu.text.index import Match
+from kefu.text.normalize import normalize
 
 RANK_DEPTH = 10
 
@@ -137,7 +137,7 @@ def resolve_expected(cases: Sequence[Case], entries: Sequence[Entry]) -> dict[in
     return out
 
 
-Searcher = Callable[[str], Awaitable[tuple[Sequence[Match], Confidence]]]
+Searcher = Callable[[str], Awaitable[tuple[Sequence[Match[Entry]], Confidence]]]
 
 
 async def run(cases: Sequence[Case], entries: Sequence[Entry], search: Searcher) -> list[Outcome]:

@@ -1,7 +1,7 @@
 """FAQ files: CSV (``similar_questions`` separated by ``|``), JSONL (a list) and Markdown (``## question``).
 
 Every loader returns the entries it could read and records each skipped row with its file and line in a
-:class:`~kefu.kb.report.LoadReport`. Column names may be English or the usual Chinese spreadsheet headers.
+:class:`~kefu.content.problems.LoadReport`. Column names may be English or the usual Chinese spreadsheet headers.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from kefu.content.problems import LoadReport
 from kefu.kb.entries import Entry, EntryError, make_entry
-from kefu.kb.normalize import normalize
-from kefu.kb.report import LoadReport
+from kefu.text.normalize import normalize
 
 FIELDS = ("id", "question", "answer", "similar_questions", "category", "valid_from", "valid_to")
 _ALIASES = {

@@ -1,4 +1,4 @@
-""":class:`KnowledgeBase`: the engine's :class:`~kefu.engine.knowledge.Knowledge`, backed by SQL, searched in memory.
+""":class:`KnowledgeBase`: the engine's :class:`~kefu.kb.knowledge.Knowledge`, backed by SQL, searched in memory.
 
 Start-up (:meth:`KnowledgeBase.start`): read the bot directory's files and lexicon (in a thread), sync the
 files into SQL when they changed, then build the index in a thread from what SQL holds. Every change (admin
@@ -20,17 +20,17 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from kefu.engine.knowledge import Confidence, KnowledgeHit, KnowledgeResult
-from kefu.kb.analyzer import Analyzer, warm
+from kefu.content.problems import LoadReport
 from kefu.kb.botdir import BotContent, Chunking, load_bot_content
 from kefu.kb.confidence import Thresholds, decide
 from kefu.kb.embeddings import Embedder, EmbeddingError, from_bytes
 from kefu.kb.entries import Entry
-from kefu.kb.index import Index, Match, Weights
-from kefu.kb.lexicon import Lexicon
-from kefu.kb.report import LoadReport
+from kefu.kb.knowledge import Confidence, KnowledgeHit, KnowledgeResult
 from kefu.kb.store import Changes, KbStore, Snapshot
 from kefu.obs.logging import get_logger
+from kefu.text.analyzer import Analyzer, warm
+from kefu.text.index import Index, Match, Weights
+from kefu.text.lexicon import Lexicon
 
 log = get_logger("kefu.kb")
 QUERY_EMBED_TIMEOUT = 2.0
@@ -53,15 +53,15 @@ class KbConfig:
 class Explained:
     """A search with everything the CLI and eval want to show."""
 
-    matches: list[Match]
+    matches: list[Match[Entry]]
     confidence: Confidence
-    suggestions: list[Match]
+    suggestions: list[Match[Entry]]
     elapsed_ms: float
 
 
 @dataclass(slots=True)
 class _Built:
-    index: Index
+    index: Index[Entry]
     version: int
     built_at: float
 
@@ -203,7 +203,7 @@ class KnowledgeBase:
                 dense=index.vectors is not None,
             )
 
-    def _build(self, entries: list[Entry], vectors: npt.NDArray[np.float32] | None) -> Index:
+    def _build(self, entries: list[Entry], vectors: npt.NDArray[np.float32] | None) -> Index[Entry]:
         analyzer = self._analyzer or Analyzer(self.lexicon)
         if entries:
             analyzer.terms("预热")  # load jieba here, in the worker thread

@@ -17,7 +17,7 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kefu.kb.entries import Entry
-from kefu.kb.models import BOT_FINGERPRINT, VERSION, KbEntryRow, KbMetaRow
+from kefu.store.kb_models import BOT_FINGERPRINT, VERSION, KbEntryRow, KbMetaRow
 
 ENTRIES = cast(Table, KbEntryRow.__table__)
 META = cast(Table, KbMetaRow.__table__)

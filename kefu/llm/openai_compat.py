@@ -1,19 +1,21 @@
 """Streaming client for OpenAI-compatible chat-completions APIs (DeepSeek by default).
 
 The hot path is the loop in :meth:`OpenAICompatModel.stream`: bytes from the socket (aiohttp's C response
-parser, pooled keep-alive connections) go through the incremental :class:`~kefu.llm.sse.SSEParser`, each
-event's bytes straight into ``orjson.loads``, and only non-empty deltas become events. Timeouts are enforced by
-a lazy :class:`~kefu.llm.watchdog.Watchdog` instead of a timer per chunk. After the first content token, reads
-are paced (``read_pace``): the socket is left unread until the next tick of a grid shared with the turn-log
-writer (:mod:`kefu.ticks`), so the kernel gathers the chunks that arrive meanwhile and all streams are read in
-one wake-up per tick, not one per chunk. The wire format helpers live in :mod:`kefu.llm.openai_wire`, the
+parser, pooled keep-alive connections) go to the pure, incremental :class:`~kefu.llm.decoder.ChatStreamDecoder`
+(SSE framing, each event's bytes straight into ``orjson.loads``, only non-empty deltas become events); the loop
+itself only reads, yields, and minds the time. Timeouts are enforced by a lazy
+:class:`~kefu.llm.watchdog.Watchdog` instead of a timer per chunk. After the first content token, reads are
+paced (``read_pace``): the socket is left unread until the next tick of a grid shared with the turn-log writer
+(:mod:`kefu.ticks`), so the kernel gathers the chunks that arrive meanwhile and all streams are read in one
+wake-up per tick, not one per chunk. The wire format helpers live in :mod:`kefu.llm.openai_wire`, the
 connection pool in :mod:`kefu.llm.http_pool`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -35,6 +37,7 @@ from kefu.llm.base import (
     TextDelta,
     ToolCall,
 )
+from kefu.llm.decoder import DONE, STARTED, ChatStreamDecoder
 from kefu.llm.http_pool import SessionPool, env_proxy
 from kefu.llm.openai_wire import (
     ToolCallAssembler,
@@ -45,7 +48,6 @@ from kefu.llm.openai_wire import (
     status_error,
     stream_error,
 )
-from kefu.llm.sse import SSEParser
 from kefu.llm.watchdog import Watchdog
 from kefu.ticks import sleep_until_tick
 
@@ -62,7 +64,6 @@ __all__ = [
     "stream_error",
 ]
 
-_DONE = b"[DONE]"
 # After [DONE] the rest of the body (the chunked terminator) is read so the connection can be reused; an
 # upstream that keeps the body open after [DONE] costs at most this long.
 _DRAIN_SECONDS = 1.0
@@ -92,6 +93,19 @@ async def _paced(response: aiohttp.ClientResponse, pace: float) -> None:
     finally:
         if response.connection is connection and not transport.is_closing():
             transport.resume_reading()
+
+
+class _Lease:
+    """What one request holds: its watchdog, its pooled session slot, and its response once there is one."""
+
+    __slots__ = ("at_eof", "dog", "response", "shard", "started")
+
+    def __init__(self, dog: Watchdog, shard: int) -> None:
+        self.dog = dog
+        self.shard = shard
+        self.response: aiohttp.ClientResponse | None = None
+        self.at_eof = False  # the body was read to its end: the connection can be reused
+        self.started = False  # the first content token arrived (a timeout from now on is an idle timeout)
 
 
 class OpenAICompatModel:
@@ -193,128 +207,71 @@ class OpenAICompatModel:
     async def stream(self, request: ChatRequest) -> AsyncIterator[ModelEvent]:
         """Stream one chat completion; see :class:`~kefu.llm.base.ChatModel`."""
         payload = self._payload(request)
-        dog = Watchdog(self._first_token_timeout)
-        started = False
-        pool = self._pool
-        shard = pool.acquire()
-        try:
-            response = await self._open(pool.sessions[shard], payload)
-            at_eof = False
+        with self._lease() as lease:
+            response = lease.response = await self._open(self._pool.sessions[lease.shard], payload)
+            if "json" in response.headers.get("Content-Type", ""):
+                body = await response.read()
+                lease.at_eof = lease.started = True
+                for item in self._plain_completion(body, payload["model"]):
+                    yield item
+                return
+            decoder = ChatStreamDecoder(self._name, payload["model"])
+            dog = lease.dog
+            feed, readany, now, pace = decoder.feed, response.content.readany, dog.now, self._read_pace
+            paced = False
             try:
-                if "json" in response.headers.get("Content-Type", ""):
-                    body = await response.read()
-                    at_eof = True
-                    started = True
-                    for item in self._plain_completion(body, payload["model"]):
-                        yield item
-                    return
-                parser = SSEParser()
-                feed = parser.feed
-                loads = orjson.loads
-                now = dog.now
-                readany = response.content.readany
-                pace = self._read_pace
-                done = False
-                model: str | None = None
-                finish_reason: str | None = None
-                usage: Any = None
-                tools: ToolCallAssembler | None = None
-                try:
-                    while True:
-                        if started and pace > 0 and not done and finish_reason is None:
-                            # (Once the answer has its finish reason only [DONE] and usage are left: read them now.)
-                            await _paced(response, pace)
-                        chunk = await readany()
-                        dog.waiting = False
-                        if not chunk:
-                            at_eof = True
-                            break
-                        events = feed(chunk)
-                        for sse in events:
-                            raw = sse.raw
-                            if done:
-                                continue
-                            if raw == _DONE:
-                                done = True
-                                dog.restart(min(self._idle_timeout, _DRAIN_SECONDS))
-                                continue
-                            try:
-                                obj = loads(raw)
-                                if sse.event == "error" or obj.get("error"):
-                                    raise stream_error(obj.get("error") or obj, self._name)
-                            except (orjson.JSONDecodeError, AttributeError) as exc:
-                                raise UpstreamProtocolError(
-                                    f"unreadable stream chunk from {self._name}: {raw[:200]!r}",
-                                    provider=self._name,
-                                ) from exc
-                            if model is None:
-                                model = obj.get("model")
-                            if obj.get("usage"):
-                                usage = obj["usage"]
-                            choices = obj.get("choices")
-                            if not choices:
-                                continue
-                            choice = choices[0]
-                            if choice.get("finish_reason"):
-                                finish_reason = choice["finish_reason"]
-                            delta = choice.get("delta")
-                            if not delta:
-                                continue
-                            content = delta.get("content")
-                            reasoning = delta.get("reasoning_content")
-                            calls = delta.get("tool_calls")
-                            if not (content or reasoning or calls):
-                                continue
-                            if not started:
-                                started = True
-                                dog.restart(self._idle_timeout)
-                            if reasoning:
-                                yield ReasoningDelta(reasoning)
-                            if content:
-                                yield TextDelta(content)
-                            if calls:
-                                if tools is None:
-                                    tools = ToolCallAssembler()
-                                for call_delta in tools.add(calls):
-                                    yield call_delta
-                        # Only events count as activity: keep-alive comments must not hold a dead stream open.
-                        if events and started:
-                            dog.since = now()
-                        dog.waiting = True
-                except asyncio.CancelledError:
-                    if not (done and dog.consume_cancel()):
-                        raise
-                except aiohttp.ClientError as exc:
-                    if not done:
-                        raise UpstreamProtocolError(
-                            f"stream from {self._name} broke: {exc!r}", provider=self._name
-                        ) from exc
-                finally:
+                while True:
+                    if paced:
+                        await _paced(response, pace)
+                    chunk = await readany()
                     dog.waiting = False
-                if not done:
-                    done = any(sse.raw == _DONE for sse in parser.flush())
-                if not done:
-                    raise UpstreamProtocolError(f"stream from {self._name} ended without [DONE]", provider=self._name)
-                if finish_reason == "insufficient_system_resource":
-                    raise overloaded_finish_error(self._name)
-                if usage:
-                    yield parse_usage(usage)
-                yield Finish(
-                    finish_reason or "stop",
-                    model or payload["model"],
-                    tools.finished() if tools is not None else (),
-                )
+                    if not chunk:
+                        lease.at_eof = True
+                        break
+                    seen = decoder.dispatched
+                    events = feed(chunk)
+                    if decoder.changes:
+                        paced = self._on_changes(decoder, lease) and pace > 0
+                    for event in events:
+                        yield event
+                    if decoder.error is not None:
+                        raise decoder.error
+                    # Only events count as activity: keep-alive comments must not hold a dead stream open.
+                    if decoder.started and decoder.dispatched != seen:
+                        dog.since = now()
+                    dog.waiting = True
+            except asyncio.CancelledError:
+                if not (decoder.done and dog.consume_cancel()):
+                    raise
+            except aiohttp.ClientError as exc:
+                if not decoder.done:
+                    raise UpstreamProtocolError(
+                        f"stream from {self._name} broke: {exc!r}", provider=self._name
+                    ) from exc
+            finally:
+                dog.waiting = False
+            for item in decoder.end():
+                yield item
+
+    @contextmanager
+    def _lease(self) -> Iterator[_Lease]:
+        """One request's watchdog, pooled session slot and response; our own cancel becomes the timeout it means."""
+        lease = _Lease(Watchdog(self._first_token_timeout), self._pool.acquire())
+        try:
+            try:
+                yield lease
             finally:
                 # A body read to its end hands the connection back for reuse; anything else (a consumer that
                 # stopped early, a timeout, a broken stream) closes it, which also aborts the upstream request.
-                if at_eof:
-                    response.release()
-                else:
-                    response.close()
+                if lease.response is not None:
+                    if lease.at_eof:
+                        lease.response.release()
+                    else:
+                        lease.response.close()
         except asyncio.CancelledError:
-            if not dog.consume_cancel():
+            if not lease.dog.consume_cancel():
                 raise
-            if started:
+            if lease.started:
                 raise IdleTimeout(
                     f"{self._name} sent nothing for {self._idle_timeout:g}s", provider=self._name
                 ) from None
@@ -322,8 +279,23 @@ class OpenAICompatModel:
                 f"{self._name} sent no content within {self._first_token_timeout:g}s", provider=self._name
             ) from None
         finally:
-            dog.stop()
-            pool.release(shard)
+            lease.dog.stop()
+            self._pool.release(lease.shard)
+
+    def _on_changes(self, decoder: ChatStreamDecoder, lease: _Lease) -> bool:
+        """Start the watchdog's next phase on the first token and on [DONE]; return whether to pace reads.
+
+        Reads are paced from the first token until the finish reason: after it only [DONE] and usage are left,
+        which are read at once.
+        """
+        changes = decoder.changes
+        decoder.changes = 0
+        if changes & STARTED:
+            lease.started = True
+            lease.dog.restart(self._idle_timeout)
+        if changes & DONE:
+            lease.dog.restart(min(self._idle_timeout, _DRAIN_SECONDS))
+        return decoder.started and not decoder.done and decoder.finish_reason is None
 
     async def _open(self, session: aiohttp.ClientSession, payload: dict[str, Any]) -> aiohttp.ClientResponse:
         """Send the request; return a streaming response with a 2xx status or raise the mapped error."""

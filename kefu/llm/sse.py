@@ -3,11 +3,18 @@
 Feed it whatever the socket gave you; it returns the events completed so far. Only whole lines are ever
 decoded, so a multi-byte UTF-8 character split across reads is never decoded in halves. The work per read is
 a handful of ``bytes`` operations plus a little Python per *line*, never per byte.
+
+:class:`SSEFramer` does the framing (lines, fields, dispatch) and hands each dispatched event to its
+subclass's ``_emit``: :class:`SSEParser` makes :class:`SSEEvent` values of them; a decoder for one wire format
+(:mod:`kefu.llm.decoder`) turns them straight into its own events.
 """
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 _BOM = b"\xef\xbb\xbf"
+T = TypeVar("T")
 
 
 class SSEEvent:
@@ -36,15 +43,16 @@ class SSEEvent:
     __hash__ = None  # type: ignore[assignment]
 
 
-class SSEParser:
-    """Turns a byte stream into :class:`SSEEvent` values.
+class SSEFramer(Generic[T]):
+    """Turns a byte stream into dispatched events, each handed to :meth:`_emit` (subclasses say what they become).
 
     Lines may end in CRLF, LF or CR (a CR at the very end of a read is a line end; an LF opening the next read
     is then swallowed). Comment lines (``: keep-alive``) and blank lines that end no event produce nothing.
-    ``comments`` counts the comment lines seen, for callers that care about liveness.
+    ``comments`` counts the comment lines seen, for callers that care about liveness; ``dispatched`` counts the
+    events dispatched (data received, as opposed to keep-alives).
     """
 
-    __slots__ = ("_buf", "_data", "_event", "_id", "_last_id", "_skip_lf", "_started", "comments")
+    __slots__ = ("_buf", "_data", "_event", "_id", "_last_id", "_skip_lf", "_started", "comments", "dispatched")
 
     def __init__(self) -> None:
         self._buf = b""
@@ -55,9 +63,10 @@ class SSEParser:
         self._skip_lf = False
         self._started = False
         self.comments = 0
+        self.dispatched = 0
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """Consume ``chunk``; return the events it completed, in order."""
+    def feed(self, chunk: bytes) -> list[T]:
+        """Consume ``chunk``; return what the events it completed became, in order."""
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
@@ -79,7 +88,7 @@ class SSEParser:
             return []
         lines = data.split(b"\n")
         self._buf = lines.pop()
-        out: list[SSEEvent] = []
+        out: list[T] = []
         for line in lines:
             if not line:
                 self._dispatch(out)
@@ -91,7 +100,7 @@ class SSEParser:
                 self._field(line)
         return out
 
-    def flush(self) -> list[SSEEvent]:
+    def flush(self) -> list[T]:
         """End of stream: dispatch an event left without its closing blank line (lenient), then reset.
 
         The spec discards such an event; upstreams that forget the final blank line after ``data: [DONE]``
@@ -103,6 +112,10 @@ class SSEParser:
         self._buf = b""
         self._skip_lf = False
         return out
+
+    def _emit(self, event: bytes | None, raw: bytes, out: list[T]) -> None:
+        """Handle one dispatched event: its ``event`` field (None if it had none) and its data as bytes."""
+        raise NotImplementedError
 
     def _field(self, line: bytes) -> None:
         name, sep, value = line.partition(b":")
@@ -117,7 +130,7 @@ class SSEParser:
             self._data.append(value)
         # "retry" and unknown fields are ignored: this client reconnects by its own rules.
 
-    def _dispatch(self, out: list[SSEEvent]) -> None:
+    def _dispatch(self, out: list[T]) -> None:
         if self._id is not None:
             self._last_id = self._id
             self._id = None
@@ -127,6 +140,16 @@ class SSEParser:
             return
         raw = data[0] if len(data) == 1 else b"\n".join(data)
         self._data = []
-        name = self._event.decode("utf-8", "replace") if self._event else "message"
+        event = self._event
         self._event = None
-        out.append(SSEEvent(name, raw, self._last_id))
+        self.dispatched += 1
+        self._emit(event, raw, out)
+
+
+class SSEParser(SSEFramer[SSEEvent]):
+    """Turns a byte stream into :class:`SSEEvent` values (see :class:`SSEFramer` for the framing rules)."""
+
+    __slots__ = ()
+
+    def _emit(self, event: bytes | None, raw: bytes, out: list[SSEEvent]) -> None:
+        out.append(SSEEvent(event.decode("utf-8", "replace") if event else "message", raw, self._last_id))

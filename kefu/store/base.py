@@ -3,9 +3,10 @@
 Two kinds of state:
 
 * :class:`TranscriptStore` — durable: sessions and their messages, in SQL (SQLite or PostgreSQL).
-* :class:`HotState` — short-lived coordination state: turn logs, turn leases, per-session locks, cancel
-  flags and the cached context window. In process memory (single process) or in Redis (shared by every
-  worker and replica).
+* :class:`HotState` — short-lived coordination state, in process memory (single process) or in Redis (shared by
+  every worker and replica). Callers use its narrow parts: :class:`TurnLog` (turn registration and event log),
+  :class:`TurnLeases` (turn leases, cancel flags, per-session locks) and :class:`ContextCache` (the cached
+  context window).
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ class TranscriptStore(Protocol):
 
     async def create_session(self, session_id: str, user_id: str, now: datetime) -> SessionRecord:
         """Create a session; if ``session_id`` exists already, return the existing record unchanged."""
+        ...
+
+    async def start_session(
+        self, session_id: str, user_id: str, turn_id: str, content: str, now: datetime
+    ) -> MessageRecord:
+        """Create a new session with the user's first message, in one transaction (one write on a new
+        conversation's path instead of two). Raises :class:`kefu.errors.Conflict` (and writes nothing) if
+        ``session_id`` exists already."""
         ...
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
@@ -125,8 +134,11 @@ class TurnMeta:
 
 
 @dataclass(frozen=True, slots=True)
-class LogEvent:
-    """One entry of a turn log. ``data`` is the event payload already serialised as JSON text."""
+class LogEntry:
+    """One entry of a turn log: its sequence number, the event's name and its payload as JSON text.
+
+    The store does not interpret events; the engine (``kefu.engine.events``) gives them their types.
+    """
 
     seq: int
     type: str
@@ -141,28 +153,20 @@ class ContextMessage:
     content: str
 
 
-# Event types that end a turn log. Nothing can be appended after one of them.
-TERMINAL_EVENTS = frozenset({"done", "error"})
+class TurnLog(Protocol):
+    """Turn registration and the turn's event log. Every method is one round trip to the backing store.
 
-
-class HotState(Protocol):
-    """Coordination state for turns. Every method is one round trip to the backing store.
-
-    Turn log semantics: sequence numbers start at 1 and have no gaps. Once an event of a type in
-    :data:`TERMINAL_EVENTS` is appended the log is finished and further appends are refused (return None).
-    Logs and metadata expire ``turn_log_ttl`` seconds after their last write.
+    Sequence numbers start at 1 and have no gaps. Once an append marked ``final`` is made the log is finished
+    and further appends are refused (return None). Logs and metadata expire ``turn_log_ttl`` seconds after
+    their last write.
     """
-
-    async def create_turn(self, meta: TurnMeta, *, owner: str, lease_seconds: float) -> None:
-        """Register a new turn (meta + an empty log) and take its lease for ``owner``."""
-        ...
 
     async def begin_turn(
         self, meta: TurnMeta, events: Sequence[tuple[str, str]], *, owner: str, lease_seconds: float
     ) -> str | None:
-        """Start a turn in one round trip: take the session lock for it, then register it and append ``events``.
+        """Start a turn in one round trip: take the session lock for it, register it, take its lease for
+        ``owner`` and append ``events`` (``(type, json)`` pairs; they never finish the log).
 
-        The same as :meth:`acquire_session` (``lease_seconds``), then :meth:`create_turn` and :meth:`append`.
         Returns None on success; if another turn holds the session lock, returns that turn's id and leaves no
         trace of this one (no meta, log or lease).
         """
@@ -172,19 +176,23 @@ class HotState(Protocol):
         """The turn's metadata (``finished`` and ``last_seq`` current), or None if unknown/expired."""
         ...
 
-    async def append(self, turn_id: str, events: Sequence[tuple[str, str]]) -> int | None:
-        """Append ``(type, json_data)`` events atomically; return the last seq, or None if the log is finished.
+    async def append(self, turn_id: str, events: Sequence[tuple[str, str]], *, final: bool = False) -> int | None:
+        """Append ``(type, json)`` events atomically; return the last seq, or None if the log is finished.
 
-        A terminal event must be the last of ``events``.
+        ``final`` finishes the log with this batch.
         """
         ...
 
-    async def read(self, turn_id: str, after: int, timeout: float) -> list[LogEvent]:
-        """Events with ``seq > after`` in order; waits up to ``timeout`` seconds for the first one.
+    async def read(self, turn_id: str, after: int, timeout: float) -> list[LogEntry]:
+        """Entries with ``seq > after`` in order; waits up to ``timeout`` seconds for the first one.
 
         Returns an empty list on timeout. Returns what exists at once if anything does.
         """
         ...
+
+
+class TurnLeases(Protocol):
+    """Who runs a turn (its lease), cancel requests, and the per-session lock of the running turn."""
 
     async def renew_lease(self, turn_id: str, session_id: str, *, owner: str, lease_seconds: float) -> bool:
         """Extend the turn lease and the session lock held by ``owner``; return True if cancel was requested."""
@@ -206,6 +214,10 @@ class HotState(Protocol):
         """Release the lock if ``turn_id`` still holds it."""
         ...
 
+
+class ContextCache(Protocol):
+    """The cached window of a session's recent messages (what the model is sent as history)."""
+
     async def get_context(self, session_id: str) -> list[ContextMessage] | None:
         """The cached context window, or None when nothing is cached (expired or never set)."""
         ...
@@ -223,11 +235,22 @@ class HotState(Protocol):
     async def set_context(
         self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int
     ) -> None:
-        """Replace the cached context window (used after loading it from SQL)."""
+        """Replace the cached context window (used after loading it from SQL); a ``ttl`` of 0 drops it."""
         ...
 
     async def clear_session(self, session_id: str) -> None:
         """Forget the cached context and lock of a deleted session."""
+        ...
+
+
+class HotState(TurnLog, TurnLeases, ContextCache, Protocol):
+    """All short-lived coordination state, as one backend (memory or Redis) provides it.
+
+    Callers depend on the narrow protocols above; only the runtime that builds the backend holds this.
+    """
+
+    async def create_turn(self, meta: TurnMeta, *, owner: str, lease_seconds: float) -> None:
+        """Register a new turn (meta + an empty log) and take its lease for ``owner`` (no session lock)."""
         ...
 
     async def ping(self) -> None:

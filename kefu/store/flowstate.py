@@ -14,7 +14,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from redis.asyncio import Redis
 from sqlalchemy import Table, delete, insert, select
@@ -42,6 +42,35 @@ class HandoffRecord:
     summary: dict[str, Any]
     status: str
     created_at: datetime
+
+
+class FlowStateStore(Protocol):
+    """What a turn's flow step needs: the session's running flow, and a place to record handoffs."""
+
+    async def get(self, session_id: str) -> dict[str, Any] | None:
+        """The session's running flow state, or None."""
+        ...
+
+    async def put(self, session_id: str, user_id: str, flow: str, state: dict[str, Any]) -> None:
+        """Store the session's running flow state (SQL first, then the hot copy)."""
+        ...
+
+    async def clear(self, session_id: str) -> None:
+        """The session has no running flow any more."""
+        ...
+
+    async def record_handoff(
+        self,
+        *,
+        session_id: str,
+        user_id: str,
+        turn_id: str,
+        flow: str | None,
+        reason: str,
+        summary: dict[str, Any],
+    ) -> HandoffRecord:
+        """Record a request for a human, with the context a person needs."""
+        ...
 
 
 class FlowStates:

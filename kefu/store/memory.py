@@ -13,15 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from kefu.store.base import TERMINAL_EVENTS, ContextMessage, LogEvent, TurnMeta
-
-
-def check_terminal_last(events: Sequence[tuple[str, str]]) -> bool:
-    """Whether ``events`` ends the log; raises if a terminal event is not the last one."""
-    for event_type, _ in events[:-1]:
-        if event_type in TERMINAL_EVENTS:
-            raise ValueError(f"terminal event {event_type!r} must be the last event appended")
-    return bool(events) and events[-1][0] in TERMINAL_EVENTS
+from kefu.store.base import ContextMessage, LogEntry, TurnMeta
 
 
 class LocalTurnLog:
@@ -36,7 +28,7 @@ class LocalTurnLog:
 
     def __init__(self, base: int = 0) -> None:
         self.base = base
-        self.events: list[LogEvent] = []
+        self.events: list[LogEntry] = []
         self.finished = False
         self._waiters: list[asyncio.Future[bool]] = []
 
@@ -50,7 +42,7 @@ class LocalTurnLog:
         append = self.events.append
         for event_type, data in events:
             seq += 1
-            append(LogEvent(seq, event_type, data))
+            append(LogEntry(seq, event_type, data))
         self.finished = finished
         if self._waiters:
             waiters, self._waiters = self._waiters, []
@@ -59,7 +51,7 @@ class LocalTurnLog:
                     waiter.set_result(True)
         return seq
 
-    async def read(self, after: int, timeout: float) -> list[LogEvent]:
+    async def read(self, after: int, timeout: float) -> list[LogEntry]:
         """Events with ``seq > after`` (``after >= base``), waiting up to ``timeout`` for the first.
 
         A finished log makes readers wait the full timeout too, like ``XREAD``, so a caller looping past
@@ -137,14 +129,13 @@ class MemoryHotState:
     async def begin_turn(
         self, meta: TurnMeta, events: Sequence[tuple[str, str]], *, owner: str, lease_seconds: float
     ) -> str | None:
-        finishes = check_terminal_last(events)
         now = self._now_and_sweep()
         holder = self._take_lock(meta.session_id, meta.turn_id, lease_seconds, now)
         if holder is not None:
             return holder
         turn = self._register(meta, owner, lease_seconds, now)
         if events:
-            turn.log.extend(events, finished=finishes)
+            turn.log.extend(events, finished=False)
         return None
 
     def _register(self, meta: TurnMeta, owner: str, lease_seconds: float, now: float) -> _Turn:
@@ -160,17 +151,16 @@ class MemoryHotState:
             return None
         return replace(turn.meta, last_seq=turn.log.last_seq, finished=turn.log.finished)
 
-    async def append(self, turn_id: str, events: Sequence[tuple[str, str]]) -> int | None:
-        finishes = check_terminal_last(events)
+    async def append(self, turn_id: str, events: Sequence[tuple[str, str]], *, final: bool = False) -> int | None:
         now = self._now_and_sweep()
         turn = self._live_turn(turn_id)
         if turn is None or turn.log.finished:
             return None
-        seq = turn.log.extend(events, finished=finishes)
+        seq = turn.log.extend(events, finished=final)
         turn.expires_at = now + self.turn_log_ttl
         return seq
 
-    async def read(self, turn_id: str, after: int, timeout: float) -> list[LogEvent]:
+    async def read(self, turn_id: str, after: int, timeout: float) -> list[LogEntry]:
         turn = self._live_turn(turn_id)
         if turn is None:
             # Like XREAD on a missing stream: wait, then look once more.

@@ -31,8 +31,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import NoScriptError
 from redis.typing import KeyT, StreamIdT
 
-from kefu.store.base import ContextMessage, LogEvent, TurnMeta
-from kefu.store.memory import LocalTurnLog, check_terminal_last
+from kefu.store.base import ContextMessage, LogEntry, TurnMeta
+from kefu.store.memory import LocalTurnLog
 
 logger = logging.getLogger(__name__)
 
@@ -247,11 +247,10 @@ class RedisHotState:
     async def begin_turn(
         self, meta: TurnMeta, events: Sequence[tuple[str, str]], *, owner: str, lease_seconds: float
     ) -> str | None:
-        finished = check_terminal_last(events)
         lease_ms = _ms(lease_seconds)
         lock_key = self._session_key(meta.session_id, "lock")
         turn_keys = [self._turn_key(meta.turn_id, part) for part in ("meta", "log", "cancel", "lease")]
-        args: list[str | int] = [self._ttl_ms, lease_ms, owner, int(finished), meta.turn_id, meta.session_id]
+        args: list[str | int] = [self._ttl_ms, lease_ms, owner, 0, meta.turn_id, meta.session_id]
         args += (meta.user_id, repr(meta.created_at), f"{self._instance}:{next(self._append_count)}")
         for event_type, data in events:
             args += (event_type, data)
@@ -277,10 +276,8 @@ class RedisHotState:
         self._sweep_mirrors(now)
         mirror = _Mirror(LocalTurnLog(), now)
         if events:
-            mirror.log.extend(events, finished=finished)
+            mirror.log.extend(events, finished=False)
         self._mirrors[meta.turn_id] = mirror
-        if finished:
-            self._retire_mirror(meta.turn_id, mirror, grace=self._mirror_grace)
         return None
 
     async def get_turn(self, turn_id: str) -> TurnMeta | None:
@@ -297,8 +294,8 @@ class RedisHotState:
             last_seq=int(fields["seq"]),
         )
 
-    async def append(self, turn_id: str, events: Sequence[tuple[str, str]]) -> int | None:
-        finished = check_terminal_last(events)
+    async def append(self, turn_id: str, events: Sequence[tuple[str, str]], *, final: bool = False) -> int | None:
+        finished = final
         args: list[str | int] = [self._ttl_ms, int(finished), f"{self._instance}:{next(self._append_count)}"]
         for event_type, data in events:
             args += (event_type, data)
@@ -320,7 +317,7 @@ class RedisHotState:
                 self._retire_mirror(turn_id, mirror, grace=0.0)
         return seq
 
-    async def read(self, turn_id: str, after: int, timeout: float) -> list[LogEvent]:
+    async def read(self, turn_id: str, after: int, timeout: float) -> list[LogEntry]:
         mirror = self._mirrors.get(turn_id)
         if mirror is not None and after >= mirror.log.base:
             return await mirror.log.read(after, timeout)
@@ -446,7 +443,7 @@ def _dump(message: ContextMessage) -> bytes:
     return orjson.dumps({"role": message.role, "content": message.content})
 
 
-def _parse_xread(reply: Any) -> list[LogEvent]:
+def _parse_xread(reply: Any) -> list[LogEntry]:
     if not reply:
         return []
     # RESP2: [[key, entries]]; RESP3: {key: [entries]}.
@@ -459,5 +456,5 @@ def _parse_xread(reply: Any) -> list[LogEvent]:
     events = []
     for entry_id, fields in entries:
         decoded = {_text(k): _text(v) for k, v in fields.items()}
-        events.append(LogEvent(seq=int(_text(entry_id).partition("-")[2]), type=decoded["t"], data=decoded["d"]))
+        events.append(LogEntry(seq=int(_text(entry_id).partition("-")[2]), type=decoded["t"], data=decoded["d"]))
     return events

@@ -48,7 +48,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from kefu.errors import ConfigError, NotFound
+from kefu.errors import ConfigError, Conflict, NotFound
 from kefu.store.base import MessageRecord, MessageRole, MessageStatus, SessionRecord
 from kefu.store.models import MessageRow, SessionRow, UTCDateTime, as_utc
 
@@ -198,16 +198,20 @@ class GroupCommit:
     def __init__(self, runner: _Runner, *, max_batch: int = MAX_BATCH) -> None:
         self._runner = runner
         self._max_batch = max_batch
-        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Op, asyncio.Future[Any], bool]] = []
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed, for tests and diagnostics
         self.writes = 0
 
-    async def run(self, op: Op) -> Any:
-        """Run ``op`` in the next transaction and return its result (once committed)."""
+    async def run(self, op: Op, *, atomic: bool = False) -> Any:
+        """Run ``op`` in the next transaction and return its result (once committed).
+
+        ``atomic``: ``op`` runs several statements that must commit together, so it never takes the autocommit
+        mode of a batch of one.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((op, future))
+        self._pending.append((op, future, atomic))
         if self._task is None:
             self._task = loop.create_task(self._drain())
         # The write is committed (or not) by the drain task even if this caller stops waiting.
@@ -219,7 +223,7 @@ class GroupCommit:
             await asyncio.shield(self._task)
 
     async def _drain(self) -> None:
-        batch: list[tuple[Op, asyncio.Future[Any]]] = []
+        batch: list[tuple[Op, asyncio.Future[Any], bool]] = []
         try:
             while self._pending:
                 batch = self._pending[: self._max_batch]
@@ -228,19 +232,19 @@ class GroupCommit:
                     await self._run_alone(*batch[0])
                     continue
                 try:
-                    results = await self._runner.transaction([op for op, _ in batch], alone=False)
+                    results = await self._runner.transaction([op for op, _, _ in batch], alone=False)
                 except Exception:
-                    for op, future in batch:  # isolate the failing write; the others still commit
-                        await self._run_alone(op, future)
+                    for op, future, atomic in batch:  # isolate the failing write; the others still commit
+                        await self._run_alone(op, future, atomic)
                     continue
                 self.batches += 1
                 self.writes += len(batch)
-                for (_, future), result in zip(batch, results, strict=True):
+                for (_, future, _), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
             batch = []
         except BaseException as exc:  # cancelled (loop shutdown): nobody may wait for ever
-            for _, future in batch + self._pending:
+            for _, future, _ in batch + self._pending:
                 if not future.done():
                     future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("write abandoned"))
             self._pending.clear()
@@ -248,9 +252,9 @@ class GroupCommit:
         finally:
             self._task = None
 
-    async def _run_alone(self, op: Op, future: asyncio.Future[Any]) -> None:
+    async def _run_alone(self, op: Op, future: asyncio.Future[Any], atomic: bool) -> None:
         try:
-            [result] = await self._runner.transaction([op], alone=True)
+            [result] = await self._runner.transaction([op], alone=not atomic)
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -410,6 +414,44 @@ class SqlTranscriptStore:
             if record is not None:
                 return cast(SessionRecord, record)
         raise RuntimeError(f"session {session_id!r} kept disappearing while being created")
+
+    async def start_session(
+        self, session_id: str, user_id: str, turn_id: str, content: str, now: datetime
+    ) -> MessageRecord:
+        now = as_utc(now)
+        session = {
+            "id": session_id,
+            "user_id": user_id,
+            "created_at": now,
+            "last_active_at": now,
+            "context_started_at": now,
+        }
+        message = {
+            "session_id": session_id,
+            "turn_id": turn_id,
+            "role": "user",
+            "content": content,
+            "status": "complete",
+            "created_at": now,
+        }
+
+        def op(conn: Connection) -> int | None:
+            if conn.execute(self._insert_session, session).mappings().one_or_none() is None:
+                return None  # the id is taken: never add a message to a conversation that is not this one
+            return cast(int, conn.execute(self._insert_user, message).scalar_one())
+
+        message_id = await self.writes.run(op, atomic=True)
+        if message_id is None:
+            raise Conflict(f"session {session_id} exists already", code="session_exists")
+        return MessageRecord(
+            id=message_id,
+            session_id=session_id,
+            turn_id=turn_id,
+            role="user",
+            content=content,
+            status="complete",
+            created_at=now,
+        )
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         def op(conn: Connection) -> SessionRecord | None:

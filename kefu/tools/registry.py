@@ -7,7 +7,6 @@ confirmed, and the outcome is logged (PII masked) and counted.
 
 from __future__ import annotations
 
-import copy
 import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -19,8 +18,7 @@ import httpx
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from kefu.bot.problems import Problems
-from kefu.llm.base import ToolSpec
+from kefu.content.problems import Problems
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
 from kefu.tools.base import Risk, ToolContext, ToolResult
@@ -107,21 +105,6 @@ class ToolRegistry:
     def risks(self) -> dict[str, Risk]:
         """Each tool's risk level."""
         return {name: tool.risk for name, tool in self._tools.items()}
-
-    def model_functions(self) -> list[ToolSpec]:
-        """The tools as model functions. Bound parameters are left out: the model never sees or fills them."""
-        out = []
-        for tool in self._tools.values():
-            params = copy.deepcopy(dict(tool.parameters))
-            props = params.get("properties", {})
-            for bound in tool.bind:
-                props.pop(bound, None)
-            if "required" in params:
-                params["required"] = [r for r in params["required"] if r not in tool.bind]
-                if not params["required"]:
-                    del params["required"]
-            out.append(ToolSpec(name=tool.name, description=tool.description, parameters=params))
-        return out
 
     # --- testing ---
 

@@ -15,10 +15,10 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from kefu.bot.problems import Problems
+from kefu.content.problems import Problems
+from kefu.content.yamldoc import LineMap, error_line, load_yaml
 from kefu.tools.base import Risk
 from kefu.tools.template import env_refs, param_refs, refs, walk_strings
-from kefu.tools.yamllines import LineMap, error_line, load_yaml
 
 Kind: TypeAlias = Literal["http", "python"]
 BindSource: TypeAlias = Literal["user.id", "session.id"]

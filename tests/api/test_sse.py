@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from kefu.api.sse import FinalFrame, event_frame, sse_response
-from kefu.store.base import LogEvent
+from kefu.engine.events import Logged
 
 SCOPE: dict[str, Any] = {"type": "http", "method": "GET", "path": "/", "headers": []}
 
@@ -28,9 +28,9 @@ async def run_response(body: AsyncIterator[bytes]) -> list[dict[str, Any]]:
 
 
 def test_sse_event_frame_marks_terminal_events_final() -> None:
-    delta = event_frame("t_1", LogEvent(seq=2, type="delta", data='{"text":"hi"}'))
-    done = event_frame("t_1", LogEvent(seq=3, type="done", data="{}"))
-    error = event_frame("t_1", LogEvent(seq=3, type="error", data="{}"))
+    delta = event_frame("t_1", Logged(seq=2, name="delta", data='{"text":"hi"}'))
+    done = event_frame("t_1", Logged(seq=3, name="done", data="{}"))
+    error = event_frame("t_1", Logged(seq=3, name="error", data="{}"))
     assert delta == b'id: t_1:2\nevent: delta\ndata: {"text":"hi"}\n\n'
     assert type(delta) is bytes
     assert isinstance(done, FinalFrame) and done.startswith(b"id: t_1:3\nevent: done\n")

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from kefu.bot.problems import Problems
+from kefu.bot.functions import model_functions
 from kefu.config import DEMO_BOT_DIR, Settings
+from kefu.content.problems import Problems
 from kefu.demo.shop import MOUNT_PATH
 from kefu.demo.shop.api import create_shop_app
 from kefu.demo.shop.data import ShopStore
@@ -45,7 +46,7 @@ async def tools() -> AsyncIterator[ToolRegistry]:
 
 def test_demo_tools_have_the_agreed_names_and_risks(tools: ToolRegistry) -> None:
     assert tools.risks() == EXPECTED
-    params = {f.name: set(f.parameters.get("properties", {})) for f in tools.model_functions()}
+    params = {f.name: set(f.parameters.get("properties", {})) for f in model_functions(tools)}
     assert params == {
         "find_orders": set(),
         "get_order": {"order_id"},

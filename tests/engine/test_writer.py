@@ -1,6 +1,6 @@
 import asyncio
 
-from kefu.engine.events import delta_text
+from kefu.engine.events import DeltaEvent, decode_event
 from kefu.engine.writer import DeltaWriter
 
 
@@ -19,7 +19,7 @@ async def test_delta_writer_sends_first_piece_at_once_and_coalesces_the_rest() -
     for piece in "好，世界！":
         writer.write(piece)
     await writer.close()
-    texts = [delta_text(batch[0][1]) for batch in writes]
+    texts = [_text(*batch[0]) for batch in writes]
     assert "".join(texts) == "你好，世界！"
     assert len(writes) == 2  # everything after the first piece went out as one event
     assert writer.text == "你好，世界！"
@@ -64,7 +64,7 @@ async def test_delta_writer_close_does_not_wait_for_the_next_tick() -> None:
     writes: list[str] = []
 
     async def append(events: list[tuple[str, str]]) -> int:
-        writes.append(delta_text(events[0][1]))
+        writes.append(_text(*events[0]))
         return len(writes)
 
     writer = DeltaWriter(append, interval=30.0)  # a tick far away
@@ -74,3 +74,9 @@ async def test_delta_writer_close_does_not_wait_for_the_next_tick() -> None:
     writer.write(" rest")
     await asyncio.wait_for(writer.close(), 5)  # fails (TimeoutError) if close waited for the tick
     assert writes == ["first", " rest"]
+
+
+def _text(name: str, data: str) -> str:
+    event = decode_event(name, data)
+    assert isinstance(event, DeltaEvent)
+    return event.text

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kefu.bot.problems import Problems
+from kefu.content.problems import Problems
 from kefu.flows.engine import FlowEngine
 from kefu.flows.model import FlowSet
 from kefu.flows.spec import load_flows

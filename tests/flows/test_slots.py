@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from kefu.flows.model import Option, SlotSpec, SlotType
-from kefu.flows.numerals import chinese_number, normalize_digits
 from kefu.flows.slots import display, extract, parse_answer, validate
 from kefu.flows.texts import Text
+from kefu.text.numerals import chinese_number, normalize_digits
 from tests.flows.support import TODAY
 
 ASK = Text("?")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from kefu.bot.problems import BotProblem, Problems
+from kefu.content.problems import Problem, Problems
 from kefu.flows.model import FlowSet
 from kefu.flows.spec import load_flows
-from kefu.kb.lexicon import Lexicon
+from kefu.text.lexicon import Lexicon
 from tests.flows.support import RISKS
 
 GOOD = """\
@@ -41,7 +41,7 @@ def load(bot: Path) -> tuple[FlowSet, Problems]:
     return load_flows(bot, problems, RISKS, lexicon=Lexicon.build()), problems
 
 
-def only_error(problems: Problems) -> BotProblem:
+def only_error(problems: Problems) -> Problem:
     assert len(problems.errors) == 1, problems.report()
     return problems.errors[0]
 

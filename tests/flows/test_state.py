@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from kefu.bot.problems import Problems
+from kefu.content.problems import Problems
 from kefu.flows.engine import FlowEngine
 from kefu.flows.model import FlowSet
 from kefu.flows.spec import load_flows
 from kefu.flows.state import FlowState, StateError
-from kefu.kb.lexicon import Lexicon
+from kefu.text.lexicon import Lexicon
 from tests.flows.support import RISKS, Chat, StubTools, context
 
 FLOW = """\

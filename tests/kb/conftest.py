@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from kefu.config import DEMO_BOT_DIR
-from kefu.kb.analyzer import Analyzer
 from kefu.kb.botdir import load_bot_content
 from kefu.kb.confidence import Thresholds, decide
-from kefu.kb.index import Index, Match, Weights
 from kefu.store.migrate import upgrade_database
+from kefu.text.analyzer import Analyzer
+from kefu.text.index import Index, Match, Weights
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kefu.kb.analyzer import Analyzer, pinyin_keys, stem
-from kefu.kb.lexicon import DictWord, Lexicon, load_lexicon
-from kefu.kb.report import LoadReport
+from kefu.content.problems import LoadReport
+from kefu.text.analyzer import Analyzer, pinyin_keys, stem
+from kefu.text.lexicon import DictWord, Lexicon, load_lexicon
 
 
 def test_analyzer_business_dictionary_keeps_words_whole() -> None:

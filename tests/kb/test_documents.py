@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kefu.content.problems import LoadReport
 from kefu.kb.documents import chunk, html_to_markdown, load_document, markdown_sections
-from kefu.kb.report import LoadReport
 
 
 def test_markdown_sections_keep_the_title_path() -> None:

@@ -57,7 +57,7 @@ async def test_migration_matches_the_kb_models(database_url: str) -> None:
     from alembic.migration import MigrationContext
     from sqlalchemy import Connection
 
-    from kefu.kb import models
+    from kefu.store import kb_models as models
     from kefu.store.models import Base
 
     def diff(conn: Connection) -> list[object]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from kefu.content.problems import LoadReport
 from kefu.kb.entries import EntryError, make_entry
 from kefu.kb.loaders import dedupe, load_csv, load_jsonl, load_markdown_faq
-from kefu.kb.report import LoadReport
 
 
 def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kefu.kb import pinyin
-from kefu.kb.normalize import normalize
-from kefu.kb.tradsimp import _SIMP, _TRAD, to_simplified
+from kefu.text import pinyin
+from kefu.text.normalize import normalize
+from kefu.text.tradsimp import _SIMP, _TRAD, to_simplified
 
 
 def test_normalize_folds_fullwidth_case_and_punctuation() -> None:

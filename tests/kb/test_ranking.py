@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kefu.kb.analyzer import Analyzer
 from kefu.kb.confidence import Thresholds, decide
 from kefu.kb.entries import make_entry
-from kefu.kb.index import Index, Match, Weights
-from kefu.kb.lexicon import Lexicon
+from kefu.text.analyzer import Analyzer
+from kefu.text.index import Index, Match, Weights
+from kefu.text.lexicon import Lexicon
 
 Ask = Callable[[str], tuple[list[Match], str]]
 

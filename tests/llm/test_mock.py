@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from kefu.cli.mock import mock_llm
 from kefu.llm.mock import MockConfig, Step, build_mock_app, wire
 from kefu.llm.mock.config import find_directive
-from kefu.llm.mock.server import MockState
+from kefu.llm.mock.state import MockState
 from kefu.llm.sse import SSEParser
 from tests.llm.conftest import Upstream, start_upstream
 

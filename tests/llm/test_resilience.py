@@ -118,6 +118,15 @@ def requests(up: Upstream) -> int:
     return count
 
 
+async def until(check: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Poll ``check`` (yielding to the loop between tries) until it holds; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {within}s")
+        await asyncio.sleep(0.01)
+
+
 async def test_resilient_429_with_retry_after_waits_then_succeeds(upstream: Upstream, make_chain: Chain) -> None:
     upstream.script({"fail": "429", "retry_after": 0.6}, {})
     metrics = Metrics()
@@ -292,13 +301,12 @@ async def test_resilient_cancelled_task_releases_queued_and_running_permits(
     upstream.script({"ttft": 2}, {"ttft": 2})
     chain = make_chain(upstream, limits=LimiterConfig(max_concurrency=1, queue_timeout=5.0))
     tasks = [asyncio.create_task(collect(chain)) for _ in range(2)]
-    await asyncio.sleep(0.3)
     limiter = chain.limiters[0]
+    await until(lambda: limiter.queued == 1 and upstream.stats()["active"] == 1)  # one at the upstream, one queued
     assert (limiter.in_flight, limiter.queued) == (1, 1)
     for task in tasks:
         task.cancel()
     results: list[Any] = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
     assert (limiter.in_flight, limiter.queued) == (0, 0)
-    await asyncio.sleep(0.2)
-    assert upstream.stats()["active"] == 0
+    await until(lambda: upstream.stats()["active"] == 0, within=1.0)  # the upstream saw the cancel, long before 2 s

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -31,6 +31,20 @@ __all__ = ["make_chain"]  # the fixture, re-exported for this module
 
 NO_RETRY = RetryPolicy(max_retries=0, turn_deadline=5.0)
 TIGHT = BreakerConfig(window=10.0, min_volume=4, error_ratio=0.5, open_seconds=0.4, half_open_probes=1)
+Advance = Callable[[float], Awaitable[None]]
+
+
+class Clock:
+    """A hand-driven monotonic clock for the breaker stores (open periods pass without waiting)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @pytest.fixture
@@ -39,8 +53,9 @@ async def redis_store_factory(redis_url: str) -> AsyncIterator[Callable[..., Red
     prefix = f"kefu-test-{uuid.uuid4().hex[:10]}"
     stores: list[RedisBreakerStore] = []
 
-    def make(cache_ttl: float = 1.0) -> RedisBreakerStore:
-        store = RedisBreakerStore.from_url(redis_url, prefix, cache_ttl=cache_ttl)
+    def make(cache_ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> RedisBreakerStore:
+        client: Redis = Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        store = RedisBreakerStore(client, prefix, cache_ttl=cache_ttl, clock=clock)
         stores.append(store)
         return store
 
@@ -51,15 +66,17 @@ async def redis_store_factory(redis_url: str) -> AsyncIterator[Callable[..., Red
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def any_store(request: pytest.FixtureRequest) -> AsyncIterator[BreakerStore]:
-    """Each breaker store implementation (Redis on a unique prefix)."""
+async def any_store(request: pytest.FixtureRequest) -> AsyncIterator[tuple[BreakerStore, Advance]]:
+    """Each breaker store implementation (Redis on a unique prefix), and how to let time pass for it: a fake
+    clock in memory; real waits for Redis, whose scripts read Redis' own clock."""
     if request.param == "memory":
-        yield MemoryBreakerStore()
+        clock = Clock()
+        yield MemoryBreakerStore(clock), clock.advance
         return
     redis_url: str = request.getfixturevalue("redis_url")
     prefix = f"kefu-test-{uuid.uuid4().hex[:10]}"
     store = RedisBreakerStore.from_url(redis_url, prefix)
-    yield store
+    yield store, asyncio.sleep
     await _drop_prefix(redis_url, prefix)
     await store.aclose()
 
@@ -75,7 +92,8 @@ async def _drop_prefix(redis_url: str, prefix: str) -> None:
 async def test_breaker_503_burst_opens_then_half_open_probe_closes(upstream: Upstream, make_chain: Chain) -> None:
     upstream.script(*[{"fail": "503"}] * 4)
     metrics = Metrics()
-    chain = make_chain(upstream, policy=NO_RETRY, breaker=TIGHT, metrics=metrics)
+    clock = Clock()
+    chain = make_chain(upstream, policy=NO_RETRY, breaker=TIGHT, store=MemoryBreakerStore(clock), metrics=metrics)
     for _ in range(4):
         with pytest.raises(UpstreamStatusError):
             await collect(chain)
@@ -85,7 +103,10 @@ async def test_breaker_503_burst_opens_then_half_open_probe_closes(upstream: Ups
         await collect(chain)
     assert time.monotonic() - start < 0.5
     assert requests(upstream) == 4  # the open breaker kept the fifth turn away from the upstream
-    await asyncio.sleep(0.45)
+    clock.now += 0.3
+    with pytest.raises(AllUpstreamsUnavailable):
+        await collect(chain)  # still within the 0.4 s open period
+    clock.now += 0.15
     assert finish_of(await collect(chain)).model == "primary-chat"  # the half-open probe
     assert sample(metrics, "kefu_upstream_breaker_state", upstream=chain.name) == State.CLOSED
     assert finish_of(await collect(chain)).model == "primary-chat"
@@ -94,15 +115,17 @@ async def test_breaker_503_burst_opens_then_half_open_probe_closes(upstream: Ups
 
 async def test_breaker_failed_probe_reopens(upstream: Upstream, make_chain: Chain) -> None:
     upstream.script(*[{"fail": "500"}] * 5)
-    chain = make_chain(upstream, policy=NO_RETRY, breaker=TIGHT)
+    clock = Clock()
+    chain = make_chain(upstream, policy=NO_RETRY, breaker=TIGHT, store=MemoryBreakerStore(clock))
     for _ in range(4):
         with pytest.raises(UpstreamStatusError):
             await collect(chain)
-    await asyncio.sleep(0.45)
+    clock.now += 0.45
     with pytest.raises(UpstreamStatusError):
         await collect(chain)  # the probe fails
+    clock.now += 0.3
     with pytest.raises(AllUpstreamsUnavailable):
-        await collect(chain)
+        await collect(chain)  # open again, for another 0.4 s
     assert requests(upstream) == 5
 
 
@@ -117,25 +140,27 @@ async def test_breaker_below_min_volume_stays_closed(upstream: Upstream, make_ch
 
 async def test_breaker_429_with_retry_after_opens_at_once(upstream: Upstream, make_chain: Chain) -> None:
     upstream.script({"fail": "429", "retry_after": 0.5})
-    chain = make_chain(upstream, policy=NO_RETRY)
+    clock = Clock()
+    chain = make_chain(upstream, policy=NO_RETRY, store=MemoryBreakerStore(clock))
     with pytest.raises(UpstreamStatusError):
         await collect(chain)
+    clock.now += 0.45
     with pytest.raises(AllUpstreamsUnavailable):
         await collect(chain)
-    await asyncio.sleep(0.55)
+    clock.now += 0.1  # past the Retry-After (an error-ratio trip would stay open for 10 s)
     assert finish_of(await collect(chain)).model == "primary-chat"
     assert requests(upstream) == 2
 
 
-async def test_breaker_store_half_open_admits_limited_probes(any_store: BreakerStore) -> None:
-    store = any_store
+async def test_breaker_store_half_open_admits_limited_probes(any_store: tuple[BreakerStore, Advance]) -> None:
+    store, advance = any_store
     key = "http://up|model"
     assert (await store.admit(key, max_probes=2, probe_lease=5)).verdict is Verdict.ALLOWED
     opened = await store.trip(key, 0.2)
     assert opened.state is State.OPEN and 0.1 < opened.retry_in <= 0.2 + 1e-6  # clock arithmetic in floats
     denied = await store.admit(key, max_probes=2, probe_lease=5)
     assert denied.verdict is Verdict.DENIED and denied.state is State.OPEN
-    await asyncio.sleep(0.25)
+    await advance(0.25)
     verdicts = [(await store.admit(key, max_probes=2, probe_lease=5)).verdict for _ in range(3)]
     assert verdicts == [Verdict.PROBE, Verdict.PROBE, Verdict.DENIED]
     await store.release_probe(key)
@@ -144,8 +169,8 @@ async def test_breaker_store_half_open_admits_limited_probes(any_store: BreakerS
     assert (await store.admit(key, max_probes=2, probe_lease=5)).verdict is Verdict.ALLOWED
 
 
-async def test_breaker_store_trip_keeps_the_later_end(any_store: BreakerStore) -> None:
-    store = any_store
+async def test_breaker_store_trip_keeps_the_later_end(any_store: tuple[BreakerStore, Advance]) -> None:
+    store, _ = any_store
     await store.trip("k", 5.0)
     shorter = await store.trip("k", 0.1)
     assert shorter.retry_in > 4.0
@@ -154,21 +179,24 @@ async def test_breaker_store_trip_keeps_the_later_end(any_store: BreakerStore) -
 async def test_breaker_shared_through_redis_between_replicas(
     upstream: Upstream, make_chain: Chain, redis_store_factory: Callable[..., RedisBreakerStore]
 ) -> None:
-    upstream.script({}, {"fail": "429", "retry_after": 1.0})
-    replica_a = make_chain(upstream, policy=NO_RETRY, store=redis_store_factory(cache_ttl=0.2))
-    replica_b = make_chain(upstream, policy=NO_RETRY, store=redis_store_factory(cache_ttl=0.2))
+    # The open period is Redis time (real); the replicas' local caches of it run on a fake clock.
+    upstream.script({}, {"fail": "429", "retry_after": 0.5})
+    clock = Clock()
+    replica_a = make_chain(upstream, policy=NO_RETRY, store=redis_store_factory(cache_ttl=0.2, clock=clock))
+    replica_b = make_chain(upstream, policy=NO_RETRY, store=redis_store_factory(cache_ttl=0.2, clock=clock))
     assert finish_of(await collect(replica_b)).model == "primary-chat"  # B has seen the breaker closed
     with pytest.raises(UpstreamStatusError):
-        await collect(replica_a)  # A gets the 429 and opens the breaker for 1 s
-    await asyncio.sleep(0.25)  # B's cached "closed" expires
-    start = time.monotonic()
+        await collect(replica_a)  # A gets the 429 and opens the breaker for 0.5 s
+    tripped = start = time.monotonic()
+    clock.now += 0.25  # B's cached "closed" expires
     with pytest.raises(AllUpstreamsUnavailable):
         await collect(replica_b)
     assert time.monotonic() - start < 0.5
     assert requests(upstream) == 2  # B never reached the upstream while A's breaker was open
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(max(0.0, tripped + 0.55 - time.monotonic()))  # Redis' open period ends
+    clock.now += 0.6  # and so does B's cached "open"
     assert finish_of(await collect(replica_b)).model == "primary-chat"  # B's probe closes it for both
-    await asyncio.sleep(0.25)
+    clock.now += 0.25  # A's cached "open" expires
     assert finish_of(await collect(replica_a)).model == "primary-chat"
 
 

@@ -21,6 +21,7 @@ from tests.llm.test_resilience import (
     sample,
     secondary,
     secondary_process,
+    until,
 )
 
 __all__ = ["make_chain", "secondary", "secondary_process"]  # fixtures, re-exported for this module
@@ -80,7 +81,7 @@ async def test_limiter_queue_timeout_fails_over(upstream: Upstream, secondary: U
     upstream.script({"ttft": 1.5})
     chain = make_chain(upstream, secondary, limits=LimiterConfig(max_concurrency=1, queue_timeout=0.2))
     slow = asyncio.create_task(collect(chain))
-    await asyncio.sleep(0.1)
+    await until(lambda: chain.limiters[0].in_flight == 1)  # the slow turn holds the only slot
     events = await collect(chain)
     assert finish_of(events).model == "backup-chat"
     assert finish_of(await slow).model == "primary-chat"

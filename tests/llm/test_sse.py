@@ -110,3 +110,9 @@ def test_sse_unterminated_event_needs_flush() -> None:
 def test_sse_invalid_utf8_is_replaced_not_raised() -> None:
     [event] = SSEParser().feed(b"data: \xff\n\n")
     assert event.data == "\ufffd"
+
+
+def test_sse_dispatched_counts_events_not_comments() -> None:
+    parser = SSEParser()
+    parser.feed(b": keep-alive\n\ndata: a\n\n\n\nevent: x\n\ndata: b\ndata: c\n\n")
+    assert (parser.dispatched, parser.comments) == (2, 1)

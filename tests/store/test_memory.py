@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -16,6 +17,26 @@ from tests.store import eventually
 from tests.store.conftest import HotStateFactory
 
 M = ContextMessage
+Advance = Callable[[float], Awaitable[None]]
+ClockedFactory = Callable[..., tuple[HotState, Advance]]
+
+
+@pytest.fixture
+def clocked_factory(hot_factory: HotStateFactory, request: pytest.FixtureRequest) -> ClockedFactory:
+    """Like ``hot_factory``, also returning how to let time pass for the store: a fake clock for memory; real
+    waits for Redis, whose TTLs run on the server's clock."""
+    if request.node.callspec.params["hot_factory"] != "memory":
+        return lambda **kwargs: (hot_factory(**kwargs), asyncio.sleep)
+
+    def make(**kwargs: object) -> tuple[HotState, Advance]:
+        clock = FakeClock()
+
+        async def advance(seconds: float) -> None:
+            clock.now += seconds
+
+        return hot_factory(clock=clock, **kwargs), advance
+
+    return make
 
 
 async def start(hot: HotState, turn_id: str = "t1", *, session_id: str = "s1", lease: float = 10.0) -> None:
@@ -51,25 +72,26 @@ async def test_seq_starts_at_one_without_gaps(hot: HotState) -> None:
 
 async def test_append_after_terminal_is_refused(hot: HotState) -> None:
     await start(hot)
-    assert await hot.append("t1", [("delta", "{}"), ("done", '{"ok":true}')]) == 2
+    assert await hot.append("t1", [("delta", "{}"), ("done", '{"ok":true}')], final=True) == 2
     meta = await hot.get_turn("t1")
     assert meta is not None and meta.finished and meta.last_seq == 2
     assert await hot.append("t1", [("delta", "{}")]) is None
-    assert await hot.append("t1", [("error", "{}")]) is None
+    assert await hot.append("t1", [("error", "{}")], final=True) is None
     assert [e.type for e in await hot.read("t1", 0, 0)] == ["delta", "done"]
 
 
 async def test_error_is_terminal_too(hot: HotState) -> None:
     await start(hot)
-    assert await hot.append("t1", [("error", '{"code":"x"}')]) == 1
-    assert await hot.append("t1", [("done", "{}")]) is None
+    assert await hot.append("t1", [("error", '{"code":"x"}')], final=True) == 1
+    assert await hot.append("t1", [("done", "{}")], final=True) is None
 
 
-async def test_terminal_event_must_be_last(hot: HotState) -> None:
+async def test_only_a_final_append_finishes_the_log(hot: HotState) -> None:
     await start(hot)
-    with pytest.raises(ValueError):
-        await hot.append("t1", [("done", "{}"), ("delta", "{}")])
-    assert await hot.read("t1", 0, 0) == []
+    # The store does not interpret event names: "done" without final=True is just an entry.
+    assert await hot.append("t1", [("done", "{}")]) == 1
+    assert await hot.append("t1", [("x", "{}")], final=True) == 2
+    assert await hot.append("t1", [("y", "{}")]) is None
 
 
 async def test_append_to_unknown_turn_is_refused(hot: HotState) -> None:
@@ -91,7 +113,7 @@ async def test_read_blocks_then_wakes_on_append(hot: HotState) -> None:
     reader = asyncio.create_task(hot.read("t1", 1, 30))
     await asyncio.sleep(0.2)
     assert not reader.done()
-    await hot.append("t1", [("b", "2"), ("done", "{}")])
+    await hot.append("t1", [("b", "2"), ("done", "{}")], final=True)
     events = await asyncio.wait_for(reader, 10)
     assert [e.seq for e in events] == [2, 3]
 
@@ -112,10 +134,11 @@ async def test_many_readers_all_wake(hot: HotState) -> None:
     assert all([e.seq for e in events] == [1] for events in results)
 
 
-async def test_turn_log_expires_after_ttl(hot_factory: HotStateFactory) -> None:
-    hot = hot_factory(turn_log_ttl=1)
+async def test_turn_log_expires_after_ttl(clocked_factory: ClockedFactory) -> None:
+    hot, advance = clocked_factory(turn_log_ttl=1)
     await start(hot)
     await hot.append("t1", [("a", "1")])
+    await advance(1.0)
 
     async def gone() -> bool:
         return await hot.get_turn("t1") is None
@@ -127,9 +150,11 @@ async def test_turn_log_expires_after_ttl(hot_factory: HotStateFactory) -> None:
 # --- leases and cancellation ---
 
 
-async def test_lease_expires_when_not_renewed(hot: HotState) -> None:
+async def test_lease_expires_when_not_renewed(clocked_factory: ClockedFactory) -> None:
+    hot, advance = clocked_factory()
     await start(hot, lease=0.3)
     assert await hot.lease_alive("t1")
+    await advance(0.3)
 
     async def dead() -> bool:
         return not await hot.lease_alive("t1")
@@ -138,13 +163,14 @@ async def test_lease_expires_when_not_renewed(hot: HotState) -> None:
     assert not await hot.lease_alive("never-created")
 
 
-async def test_renewing_keeps_the_lease_and_only_for_its_owner(hot: HotState) -> None:
+async def test_renewing_keeps_the_lease_and_only_for_its_owner(clocked_factory: ClockedFactory) -> None:
+    hot, advance = clocked_factory()
     await start(hot, "t1", lease=1.0)
     await start(hot, "t2", session_id="s2", lease=1.0)
-    for _ in range(25):  # 2.5 s, well past the 1 s lease
+    for _ in range(15):  # 1.5 s, well past the 1 s lease
         await hot.renew_lease("t1", "s1", owner="worker-a", lease_seconds=1.0)
         await hot.renew_lease("t2", "s2", owner="someone-else", lease_seconds=1.0)
-        await asyncio.sleep(0.1)
+        await advance(0.1)
     assert await hot.lease_alive("t1")
     assert not await hot.lease_alive("t2")
 
@@ -158,11 +184,12 @@ async def test_renew_returns_cancel_flag(hot: HotState) -> None:
     assert await hot.renew_lease("t2", "s1", owner="worker-a", lease_seconds=10) is False
 
 
-async def test_renew_extends_the_session_lock_of_its_turn(hot: HotState) -> None:
+async def test_renew_extends_the_session_lock_of_its_turn(clocked_factory: ClockedFactory) -> None:
+    hot, advance = clocked_factory()
     await start(hot)
     assert await hot.acquire_session("s1", "t1", lease_seconds=0.5) is None
     await hot.renew_lease("t1", "s1", owner="worker-a", lease_seconds=30)
-    await asyncio.sleep(1.0)
+    await advance(0.6)  # past the lock's own 0.5 s
     assert await hot.acquire_session("s1", "t2", lease_seconds=10) == "t1"
 
 
@@ -184,8 +211,10 @@ async def test_only_the_holder_releases(hot: HotState) -> None:
     assert await hot.acquire_session("s1", "t3", lease_seconds=10) is None
 
 
-async def test_expired_lock_can_be_taken_by_another_turn(hot: HotState) -> None:
+async def test_expired_lock_can_be_taken_by_another_turn(clocked_factory: ClockedFactory) -> None:
+    hot, advance = clocked_factory()
     assert await hot.acquire_session("s1", "t1", lease_seconds=0.3) is None
+    await advance(0.3)
 
     async def taken() -> bool:
         return await hot.acquire_session("s1", "t2", lease_seconds=10) is None
@@ -228,7 +257,7 @@ async def test_begin_turn_is_reentrant_for_the_lock_holder_and_without_events(ho
     assert await hot.begin_turn(meta, [], owner="worker-a", lease_seconds=10) is None
     got = await hot.get_turn("t1")
     assert got is not None and got.last_seq == 0 and not got.finished
-    assert await hot.append("t1", [("session", "{}"), ("done", "{}")]) == 2
+    assert await hot.append("t1", [("session", "{}"), ("done", "{}")], final=True) == 2
 
 
 # --- context cache ---
@@ -257,9 +286,11 @@ async def test_push_without_cached_window_caches_nothing(hot: HotState) -> None:
     assert await hot.get_context("s1") is None
 
 
-async def test_context_expires_after_ttl(hot: HotState) -> None:
+async def test_context_expires_after_ttl(clocked_factory: ClockedFactory) -> None:
+    hot, advance = clocked_factory()
     await hot.set_context("s1", [M("user", "q")], max_messages=10, ttl=1)
     assert await hot.get_context("s1") == [M("user", "q")]
+    await advance(1.0)
 
     async def expired() -> bool:
         return await hot.get_context("s1") is None
@@ -267,10 +298,11 @@ async def test_context_expires_after_ttl(hot: HotState) -> None:
     await eventually(expired)
 
 
-async def test_push_refreshes_ttl(hot: HotState) -> None:
+async def test_push_refreshes_ttl(clocked_factory: ClockedFactory) -> None:
+    hot, advance = clocked_factory()
     await hot.set_context("s1", [M("user", "q")], max_messages=10, ttl=1)
     await hot.push_context("s1", [M("assistant", "a")], max_messages=10, ttl=60)
-    await asyncio.sleep(1.5)
+    await advance(1.1)  # past the first ttl (whole seconds in Redis)
     assert await hot.get_context("s1") == [M("user", "q"), M("assistant", "a")]
 
 
@@ -302,7 +334,7 @@ async def test_memory_sweep_bounds_growth() -> None:
     hot = MemoryHotState(turn_log_ttl=60, sweep_interval=10, clock=clock)
     for i in range(100):
         await start(hot, f"t{i}", session_id=f"s{i}", lease=5)
-        await hot.append(f"t{i}", [("delta", "{}"), ("done", "{}")])
+        await hot.append(f"t{i}", [("delta", "{}"), ("done", "{}")], final=True)
         await hot.acquire_session(f"s{i}", f"t{i}", lease_seconds=5)
         await hot.request_cancel(f"t{i}")
         await hot.set_context(f"s{i}", [M("user", "q")], max_messages=5, ttl=30)

@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 import kefu
-from kefu.kb import models as kb_models  # noqa: F401  (registers the knowledge-base tables on Base)
+from kefu.store import kb_models  # noqa: F401  (registers the knowledge-base tables on Base)
 from kefu.store.migrate import alembic_config, upgrade_database, upgrade_database_sync
 from kefu.store.models import Base
 from kefu.store.sql import create_engine_for

@@ -58,7 +58,7 @@ async def test_reader_in_another_process_follows_by_xread(pair: Pair) -> None:
     reader = asyncio.create_task(pair.other.read("t1", 2, 30))
     await asyncio.sleep(0.2)
     assert not reader.done()
-    await pair.producer.append("t1", [("delta", '{"text":"b"}'), ("done", "{}")])
+    await pair.producer.append("t1", [("delta", '{"text":"b"}'), ("done", "{}")], final=True)
     events = await asyncio.wait_for(reader, 10)
     assert [(e.seq, e.type, e.data) for e in events] == [(3, "delta", '{"text":"b"}'), (4, "done", "{}")]
     meta = await pair.other.get_turn("t1")
@@ -68,7 +68,7 @@ async def test_reader_in_another_process_follows_by_xread(pair: Pair) -> None:
 async def test_other_process_can_close_a_lost_turn(pair: Pair) -> None:
     await start(pair.producer)
     await pair.producer.append("t1", [("delta", "{}")])
-    assert await pair.other.append("t1", [("error", '{"code":"turn_lost"}')]) == 2
+    assert await pair.other.append("t1", [("error", '{"code":"turn_lost"}')], final=True) == 2
     # The producer, if it wakes up again, is refused and its in-process readers see the same log as Redis.
     assert await pair.producer.append("t1", [("delta", "{}")]) is None
     assert [e.type for e in await pair.producer.read("t1", 0, 0)] == ["delta", "error"]
@@ -84,7 +84,7 @@ async def test_producer_serves_its_own_readers_from_the_mirror(pair: Pair) -> No
 
 async def test_mirror_is_dropped_after_the_turn_finishes(pair: Pair) -> None:
     await start(pair.producer)
-    await pair.producer.append("t1", [("a", "1"), ("done", "{}")])
+    await pair.producer.append("t1", [("a", "1"), ("done", "{}")], final=True)
     assert [e.seq for e in await pair.producer.read("t1", 0, 0)] == [1, 2]
     await pair.raw.delete(f"{pair.prefix}:turn:{{t1}}:log")
 

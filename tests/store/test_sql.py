@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from kefu.errors import NotFound
+from kefu.errors import Conflict, NotFound
 from kefu.store.base import MessageRecord, MessageStatus
 from kefu.store.models import MessageRow
 from kefu.store.sql import SqlTranscriptStore
@@ -60,6 +60,23 @@ async def test_create_session_is_idempotent(transcript: SqlTranscriptStore) -> N
     assert again == first
     assert await transcript.get_session("s1") == first
     assert await transcript.get_session("unknown") is None
+
+
+async def test_start_session_stores_the_session_with_its_first_message(transcript: SqlTranscriptStore) -> None:
+    message = await transcript.start_session("s1", "u1", "t1", "在吗", T0)
+    assert (message.session_id, message.turn_id, message.role, message.content) == ("s1", "t1", "user", "在吗")
+    session = await transcript.get_session("s1")
+    assert session is not None and session.user_id == "u1" and session.last_active_at == T0
+    assert [(m.role, m.content) for m in await transcript.list_messages("s1")] == [("user", "在吗")]
+
+
+async def test_start_session_never_writes_into_an_existing_session(transcript: SqlTranscriptStore) -> None:
+    await transcript.create_session("s1", "owner", T0)
+    with pytest.raises(Conflict):
+        await transcript.start_session("s1", "intruder", "t1", "hi", at(1))
+    assert await transcript.list_messages("s1") == []
+    session = await transcript.get_session("s1")
+    assert session is not None and session.user_id == "owner"
 
 
 async def test_concurrent_creates_agree(transcript: SqlTranscriptStore) -> None:

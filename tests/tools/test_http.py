@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kefu.bot.problems import Problems
+from kefu.content.problems import Problems
 from kefu.obs.logging import configure_logging
 from kefu.obs.metrics import Metrics
 from kefu.tools.registry import ToolRegistry

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kefu.bot.problems import Problems
+from kefu.content.problems import Problems
 from kefu.tools.base import ToolResult
 from kefu.tools.registry import ToolRegistry
 from tests.tools.conftest import CTX

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from kefu.bot.problems import Problems
+from kefu.bot.functions import model_functions
+from kefu.content.problems import Problems
 from kefu.tools.registry import ToolRegistry
 
 GOOD = """\
@@ -161,7 +162,7 @@ def test_model_functions_hide_bound_parameters(bot: Callable[..., Path]) -> None
     """
     registry, problems = load(bot(m=text))
     assert problems.items == [], problems.report()
-    (fn,) = registry.model_functions()
+    (fn,) = model_functions(registry)
     assert fn.name == "mine" and fn.description == "my orders"
     assert fn.parameters["properties"] == {"order_id": {"type": "string"}}
     assert fn.parameters["required"] == ["order_id"]

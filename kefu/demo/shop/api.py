@@ -1,7 +1,9 @@
-"""The demo shop's merchant API (FastAPI router), what the demo bot's tools call.
+"""The demo shop's merchant API, what the demo bot's tools call: an app of its own (FastAPI), which ``kefu serve``
+mounts under :data:`~kefu.demo.shop.MOUNT_PATH` in demo mode.
 
 GET endpoints take the user as ``?user_id=``, POST/PATCH as a JSON field. Someone else's order answers 404
-like an order that does not exist. Errors are ``{"error": code}``.
+like an order that does not exist. Errors are ``{"error": code}``; a bad token, a malformed request or an
+unknown path get the error body of kefu's own API (``{"error": {"code", "message"}}``).
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ import secrets
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
+from starlette.types import Scope
 
-from kefu.api.errors import install_error_handlers
 from kefu.demo.shop.data import CHINA, STATUS_TEXT, Order, Product, ShopStore
-from kefu.errors import AuthError
+from kefu.errors import AuthError, KefuError
 
 UserId = Annotated[str, Query(min_length=1, max_length=200)]
 
@@ -175,9 +180,61 @@ def create_shop_router(store: ShopStore, token: str | None = None) -> APIRouter:
     return router
 
 
-def create_shop_app(store: ShopStore | None = None, *, token: str | None = None, prefix: str = "") -> FastAPI:
-    """The shop API as an app of its own under ``prefix`` (for tests and ``httpx.ASGITransport`` mounts)."""
-    app = FastAPI(title="kefu demo shop")
-    install_error_handlers(app)
+def _failure(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Errors outside the shop's own ``{"error": code}`` answers, shaped as kefu's API shapes them."""
+
+    async def kefu_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, KefuError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return _failure(exc.status, exc.code, exc.message, headers)
+
+    async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+        return _failure(422, "invalid_request", "; ".join(parts) or "malformed request body")
+
+    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _failure(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    app.add_exception_handler(KefuError, kefu_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+def create_shop_app(
+    store: ShopStore | None = None, *, token: str | None = None, prefix: str = "", docs: bool = True
+) -> FastAPI:
+    """The shop API as an app of its own under ``prefix``: mounted by ``kefu serve`` in demo mode (``docs=False``:
+    no OpenAPI pages of its own), served in process for tests and ``httpx.ASGITransport`` mounts."""
+    if docs:
+        app = FastAPI(title="kefu demo shop")
+    else:
+        app = FastAPI(title="kefu demo shop", openapi_url=None, docs_url=None, redoc_url=None)
+    _install_error_handlers(app)
     app.include_router(create_shop_router(store or ShopStore(), token), prefix=prefix)
     return app
+
+
+class _ShopMount(Mount):
+    """The mounted shop. Its bare prefix (``…/shop-api/``) stays the main app's 404 (no shop route answers it),
+    so ``…/shop-api`` is not redirected there either."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is Match.FULL and scope["path"] == child["root_path"] + "/":
+            return Match.NONE, {}
+        return match, child
+
+
+def shop_mount(path: str, store: ShopStore, token: str | None = None) -> Mount:
+    """The shop app mounted at ``path``, for the main app's routes (``kefu serve`` in demo mode)."""
+    return _ShopMount(path, app=create_shop_app(store, token=token, docs=False))

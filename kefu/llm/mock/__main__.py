@@ -2,6 +2,6 @@
 
 import typer
 
-from kefu.cli.mock import mock_llm
+from kefu.llm.mock.command import mock_llm
 
 typer.run(mock_llm)

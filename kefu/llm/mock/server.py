@@ -8,9 +8,7 @@ Routes: ``POST /chat/completions`` and ``/v1/chat/completions``, ``GET /v1/model
 from __future__ import annotations
 
 import logging
-import random
 import time
-from collections import Counter, deque
 from typing import Any
 
 import orjson
@@ -21,6 +19,7 @@ from starlette.routing import Route
 
 from kefu.llm.mock import oauth
 from kefu.llm.mock.config import MockConfig, Step, find_directive
+from kefu.llm.mock.state import MockState
 from kefu.llm.mock.stream import StreamPlan, StreamResponse
 
 _ERRORS: dict[int, tuple[str, str]] = {
@@ -32,55 +31,6 @@ _ERRORS: dict[int, tuple[str, str]] = {
     500: ("Server Error", "server_error"),
     503: ("Server Overloaded", "server_overloaded"),
 }
-
-
-class MockState:
-    """Everything the mock remembers: config, the FIFO script, counters, recent requests, OAuth state."""
-
-    def __init__(self, config: MockConfig) -> None:
-        self.config = config
-        self.rng = random.Random(config.seed)
-        self.script: deque[Step] = deque()
-        self.oauth = oauth.OAuthState(config)
-        self.reset_stats()
-
-    def reset_stats(self) -> None:
-        """Zero the counters and forget recent requests."""
-        self.requests = 0
-        self.outcomes: Counter[str] = Counter()
-        self.disconnects = 0
-        self.active = 0
-        self.max_active = 0
-        self.over_capacity = 0
-        self.seq = 0
-        self.recent: deque[dict[str, Any]] = deque(maxlen=50)
-
-    def next_step(self) -> Step:
-        """The scripted step, else the CLI default (``fail`` / ``fail_rate``), else a normal answer."""
-        if self.script:
-            return self.script.popleft()
-        config = self.config
-        if config.fail is None and config.fail_rate is None:
-            return Step()
-        rate = 1.0 if config.fail_rate is None else config.fail_rate
-        if self.rng.random() < rate:
-            return Step(fail=config.fail or "503")
-        return Step()
-
-    def stats(self) -> dict[str, Any]:
-        """The ``/_mock/stats`` document."""
-        return {
-            "requests": self.requests,
-            "outcomes": dict(self.outcomes),
-            "disconnects": self.disconnects,
-            "active": self.active,
-            "max_active": self.max_active,
-            "over_capacity": self.over_capacity,
-            "script_remaining": len(self.script),
-            "last_request": self.recent[-1] if self.recent else None,
-            "recent_requests": list(self.recent),
-            "oauth_tokens_issued": self.oauth.issued,
-        }
 
 
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from kefu.llm.mock import wire
 from kefu.llm.mock.config import Step
-
-if TYPE_CHECKING:
-    from kefu.llm.mock.server import MockState
+from kefu.llm.mock.state import MockState
 
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),

@@ -13,8 +13,8 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection, text
 
-import kefu.kb.models  # noqa: F401  (registers the knowledge-base tables on Base.metadata)
 import kefu.store.flow_models  # noqa: F401  (registers the flow tables)
+import kefu.store.kb_models  # noqa: F401  (registers the knowledge-base tables on Base.metadata)
 from kefu.store.models import Base
 
 # Any constant works; it only has to be the same for every kefu process migrating one database.

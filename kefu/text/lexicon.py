@@ -5,7 +5,8 @@
   ``synonym, synonym => canonical``; terms may be Chinese, English phrases or pinyin initials.
 * ``stopwords.txt`` — one word per line, added to the built-in list.
 
-Lines starting with ``#`` are comments. Problems are reported (file and line), never fatal.
+Lines starting with ``#`` are comments. Problems are reported (file and line), never fatal: to any
+:class:`Findings` (callers pass a :class:`kefu.content.problems.LoadReport`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,29 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from kefu.kb.report import LoadReport
+from typing import Protocol
 
 _SPLIT = re.compile(r"[,，、;；]")
+
+
+class Findings(Protocol):
+    """Where lexicon problems go (with file and line): a line that was left out, or a doubt about a kept one."""
+
+    def skip(self, path: Path | str, line: int, reason: str) -> None:
+        """Record a line that was left out."""
+
+    def warn(self, path: Path | str, line: int, reason: str) -> None:
+        """Record a doubt about a line that was kept."""
+
+
+class _Discard:
+    """Findings nobody reads."""
+
+    def skip(self, path: Path | str, line: int, reason: str) -> None:
+        pass
+
+    def warn(self, path: Path | str, line: int, reason: str) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +81,7 @@ def _lines(path: Path) -> list[tuple[int, str]]:
     return out
 
 
-def parse_dictionary(path: Path, report: LoadReport) -> list[DictWord]:
+def parse_dictionary(path: Path, report: Findings) -> list[DictWord]:
     """Words of a jieba-format user dictionary."""
     words = []
     for number, line in _lines(path):
@@ -80,7 +100,7 @@ def parse_dictionary(path: Path, report: LoadReport) -> list[DictWord]:
     return words
 
 
-def parse_synonyms(path: Path, report: LoadReport) -> list[tuple[str, str]]:
+def parse_synonyms(path: Path, report: Findings) -> list[tuple[str, str]]:
     """(term, canonical) pairs of a synonym table.
 
     A term listed in two groups keeps its first; a group whose canonical word is already a synonym joins
@@ -115,9 +135,9 @@ def parse_stopwords(path: Path) -> list[str]:
     return [line for _, line in _lines(path)]
 
 
-def load_lexicon(kb_dir: Path, report: LoadReport | None = None) -> Lexicon:
+def load_lexicon(kb_dir: Path, report: Findings | None = None) -> Lexicon:
     """The lexicon from ``kb_dir`` (missing files are simply empty)."""
-    report = report or LoadReport()
+    report = report if report is not None else _Discard()
     words = parse_dictionary(kb_dir / "dictionary.txt", report)
     synonyms = parse_synonyms(kb_dir / "synonyms.txt", report)
     stopwords = parse_stopwords(kb_dir / "stopwords.txt")

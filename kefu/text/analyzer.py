@@ -22,10 +22,10 @@ from typing import Any
 
 import jieba  # type: ignore[import-untyped]
 
-from kefu.kb import pinyin
-from kefu.kb.lexicon import Lexicon
-from kefu.kb.normalize import has_cjk, is_cjk, normalize
-from kefu.kb.stopwords import BUILTIN_STOPWORDS
+from kefu.text import pinyin
+from kefu.text.lexicon import Lexicon
+from kefu.text.normalize import has_cjk, is_cjk, normalize
+from kefu.text.stopwords import BUILTIN_STOPWORDS
 
 jieba.setLogLevel(logging.WARNING)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from kefu.kb.tradsimp import to_simplified
+from kefu.text.tradsimp import to_simplified
 
 _SPACES = re.compile(r"\s+")
 # Characters that belong to a word: "c++", "c#", "100%"; "." and "-" only between digits ("7.5", "1-3").

@@ -14,6 +14,9 @@ and one answer text (a passage: its text). For a query:
 
 Built once, never mutated: a rebuild makes a new :class:`Index` and swaps it in, so searches in flight keep the
 one they started with.
+
+The index works on any :class:`Searchable` (knowledge-base entries, a flow's trigger examples) and hands the
+same objects back in its :class:`Match` results.
 """
 
 from __future__ import annotations
@@ -21,19 +24,47 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, Protocol, TypeVar
 
 import bm25s  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
 
-from kefu.kb.analyzer import CHANNELS, Analyzer, Terms, pinyin_keys, stem
-from kefu.kb.entries import Entry
+from kefu.text.analyzer import CHANNELS, Analyzer, Terms, pinyin_keys, stem
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 FIELD_NAMES = ("question", "similar", "title")
 COMMON_SHARE = 0.02  # a term in more than this share of the documents does not pick candidates …
 COMMON_MIN = 256  # … unless its posting list is this short anyway (small knowledge bases use every term)
+
+
+class Searchable(Protocol):
+    """What the index reads of an entry: a question (or title) with similar questions, and an answer (or
+    passage), valid from / until (None: always)."""
+
+    @property
+    def question(self) -> str: ...
+
+    @property
+    def answer(self) -> str: ...
+
+    @property
+    def similar(self) -> tuple[str, ...]: ...
+
+    @property
+    def kind(self) -> str:
+        """``faq`` or ``doc`` (a document passage: its question is a title)."""
+        ...
+
+    @property
+    def valid_from(self) -> datetime | None: ...
+
+    @property
+    def valid_to(self) -> datetime | None: ...
+
+
+E = TypeVar("E", bound=Searchable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +82,10 @@ class Weights:
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
+class Match(Generic[E]):
     """One ranked entry, what matched, and how well (``score`` in [0, ~1])."""
 
-    entry: Entry
+    entry: E
     score: float
     field: str  # question | similar | title | answer | dense
     text: str  # the question / similar question / title that matched best
@@ -137,11 +168,11 @@ def _idf(df: FloatArray, n: int) -> FloatArray:
     return result
 
 
-class Index:
+class Index(Generic[E]):
     """Search structures over a fixed set of entries. Construct it off the event loop: it runs jieba over
     every text (about 0.1 ms per text)."""
 
-    def __init__(self, entries: Sequence[Entry], analyzer: Analyzer, weights: Weights) -> None:
+    def __init__(self, entries: Sequence[E], analyzer: Analyzer, weights: Weights) -> None:
         self.entries = tuple(entries)
         self.analyzer = analyzer
         self.weights = weights
@@ -193,7 +224,7 @@ class Index:
         self._valid_to = np.asarray([e.valid_to.timestamp() if e.valid_to else np.inf for e in self.entries])
         self.vectors: npt.NDArray[np.float32] | None = None
 
-    def _answer_terms(self, entry: Entry) -> Terms:
+    def _answer_terms(self, entry: E) -> Terms:
         terms = self.analyzer.terms(entry.answer)
         return Terms(terms.words, terms.chars, ())
 
@@ -240,7 +271,7 @@ class Index:
 
     def search(
         self, query: str, *, limit: int, now: datetime, vector: npt.NDArray[np.float32] | None = None
-    ) -> list[Match]:
+    ) -> list[Match[E]]:
         """Entries ranked for ``query`` (best first, at most ``limit``), valid at ``now``."""
         if not self.entries:
             return []

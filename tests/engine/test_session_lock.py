@@ -1,0 +1,120 @@
+"""Guarantee: one turn at a time per session, sessions are their owner's only, and a new session exists at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kefu.errors import Conflict, InvalidInput, MessageTooLong, NotFound
+from tests.engine.conftest import ALICE, BOB, Engine
+from tests.engine.fakes import FakeModel, eventually, texts
+
+
+async def test_second_turn_in_a_session_with_a_running_turn_is_a_conflict(engine: Engine) -> None:
+    gate = asyncio.Event()
+    model = FakeModel(["first", gate, " answer"], ["second answer"])
+    a = engine.replica(model)
+    b = engine.replica(FakeModel(["never used"]))
+    handle = await a.chat.start_turn(ALICE, "one")
+    await eventually(model.waiting.is_set, what="the first turn mid-answer")
+
+    with pytest.raises(Conflict):
+        await a.chat.start_turn(ALICE, "two", handle.session_id)
+    with pytest.raises(Conflict):  # another replica sees the same lock
+        await b.chat.start_turn(ALICE, "two", handle.session_id)
+    assert model.calls == 1 and b.model.calls == 0  # type: ignore[union-attr]
+
+    gate.set()
+    assert texts(await engine.follow_all(a, handle)) == "first answer"
+    # The refused messages left no trace; the session takes the next one once the turn is over.
+    nxt = await a.chat.start_turn(ALICE, "two", handle.session_id)
+    assert texts(await engine.follow_all(a, nxt)) == "second answer"
+    messages = await engine.store.list_messages(handle.session_id)
+    assert [(m.role, m.content) for m in messages] == [
+        ("user", "one"),
+        ("assistant", "first answer"),
+        ("user", "two"),
+        ("assistant", "second answer"),
+    ]
+
+
+async def test_turns_in_different_sessions_run_side_by_side(engine: Engine) -> None:
+    gate = asyncio.Event()
+    a = engine.replica(FakeModel(["x", gate]))
+    first = await a.chat.start_turn(ALICE, "one")
+    second = await a.chat.start_turn(ALICE, "two")  # a new session: no conflict
+    assert first.session_id != second.session_id
+    gate.set()
+    for handle in (first, second):
+        assert texts(await engine.follow_all(a, handle)) == "x"
+
+
+async def test_foreign_or_unknown_session_is_not_found(engine: Engine) -> None:
+    a = engine.replica(FakeModel(["alice's answer"]))
+    handle = await a.chat.start_turn(ALICE, "secret")
+    await engine.follow_all(a, handle)
+
+    for session_id in (handle.session_id, "s_does_not_exist", "../etc/passwd", "x" * 65):
+        with pytest.raises(NotFound):
+            await a.chat.start_turn(BOB, "hi", session_id)
+    with pytest.raises(NotFound):
+        await a.chat.get_session(BOB, handle.session_id)
+    with pytest.raises(NotFound):
+        await a.chat.delete_session(BOB, handle.session_id)
+    with pytest.raises(NotFound):
+        await a.chat.turn_meta(BOB, handle.turn_id)
+    # Nothing of Bob's reached Alice's session, and it is still there.
+    session, messages = await a.chat.get_session(ALICE, handle.session_id)
+    assert session.user_id == "alice"
+    assert [m.content for m in messages] == ["secret", "alice's answer"]
+    assert a.model.calls == 1  # type: ignore[union-attr]
+
+
+async def test_new_sessions_row_exists_when_start_turn_returns(engine: Engine) -> None:
+    engine.store.create_delay = 0.05  # a slow database: start_turn must still wait for the row
+    gate = asyncio.Event()
+    a = engine.replica(FakeModel(["hi", gate]))
+    handle = await a.chat.start_turn(ALICE, "hello")
+
+    row = await engine.store.inner.get_session(handle.session_id)
+    assert row is not None and row.user_id == "alice"
+    session, _ = await a.chat.get_session(ALICE, handle.session_id)  # usable at once, while the turn runs
+    assert session.id == handle.session_id
+    gate.set()
+    assert texts(await engine.follow_all(a, handle)) == "hi"
+
+
+async def test_derived_session_is_created_on_first_use_and_reused(engine: Engine) -> None:
+    a = engine.replica(FakeModel(["one"], ["two"]))
+    first = await a.chat.start_turn(ALICE, "q1", "s_derived", create_missing=True)
+    await engine.follow_all(a, first)
+    second = await a.chat.start_turn(ALICE, "q2", "s_derived", create_missing=True)
+    await engine.follow_all(a, second)
+    assert first.session_id == second.session_id == "s_derived"
+    _, messages = await a.chat.get_session(ALICE, "s_derived")
+    assert [m.content for m in messages] == ["q1", "one", "q2", "two"]
+    with pytest.raises(NotFound):  # create_missing never hands over someone else's session
+        await a.chat.start_turn(BOB, "q3", "s_derived", create_missing=True)
+
+
+async def test_invalid_messages_are_refused_before_a_turn_starts(engine: Engine) -> None:
+    model = FakeModel()
+    a = engine.replica(model)
+    with pytest.raises(InvalidInput):
+        await a.chat.start_turn(ALICE, "   ")
+    with pytest.raises(MessageTooLong):
+        await a.chat.start_turn(ALICE, "字" * 4001)
+    assert model.calls == 0
+
+
+async def test_deleted_session_is_gone_for_its_owner(engine: Engine) -> None:
+    a = engine.replica(FakeModel(["bye"]))
+    handle = await a.chat.start_turn(ALICE, "hi")
+    await engine.follow_all(a, handle)
+    await a.chat.delete_session(ALICE, handle.session_id)
+    with pytest.raises(NotFound):
+        await a.chat.get_session(ALICE, handle.session_id)
+    with pytest.raises(NotFound):
+        await a.chat.start_turn(ALICE, "again", handle.session_id)
+    assert await engine.hot.get_context(handle.session_id) is None
