@@ -35,7 +35,7 @@ from kefu.text.lexicon import Lexicon
 TUNE_SPLITS = ("dev", "holdout")  # the labelled queries whose misses were read while tuning; "test" never was
 
 
-async def production(bot_dir: Path, cases: Sequence[evaluate.Case]) -> list[evaluate.Outcome]:
+async def production(bot_dir: Path, cases: Sequence[evaluate.Case]) -> list[evaluate.QueryOutcome]:
     """Outcomes through the same code path the server uses."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/kb.db"
@@ -53,7 +53,7 @@ async def production(bot_dir: Path, cases: Sequence[evaluate.Case]) -> list[eval
             await kb.aclose()
 
 
-def ablation(bot_dir: Path, cases: Sequence[evaluate.Case]) -> list[tuple[str, dict[str, evaluate.Metrics]]]:
+def ablation(bot_dir: Path, cases: Sequence[evaluate.Case]) -> list[tuple[str, dict[str, evaluate.EvalMetrics]]]:
     """Metrics per split with one piece of the retrieval removed at a time."""
     content = load_bot_content(bot_dir)
     base = Weights()
@@ -78,12 +78,12 @@ def ablation(bot_dir: Path, cases: Sequence[evaluate.Case]) -> list[tuple[str, d
     return rows
 
 
-def _by_split(outcomes: Sequence[evaluate.Outcome]) -> dict[str, evaluate.Metrics]:
+def _by_split(outcomes: Sequence[evaluate.QueryOutcome]) -> dict[str, evaluate.EvalMetrics]:
     result = evaluate.report(outcomes)
     return {"all": result.overall, **result.splits}
 
 
-def _table(rows: Sequence[tuple[str, dict[str, evaluate.Metrics]]], columns: Sequence[str]) -> str:
+def _table(rows: Sequence[tuple[str, dict[str, evaluate.EvalMetrics]]], columns: Sequence[str]) -> str:
     lines = [
         "| configuration | split | queries (none) | hit@1 | hit@3 | MRR | direct answer | wrong answer "
         "| false answer |",

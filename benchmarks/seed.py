@@ -14,6 +14,7 @@ generator runs in its own process.
     .venv/bin/python -m benchmarks.seed                        # 300 shoppers x 5 questions
     .venv/bin/python -m benchmarks.seed --quick                # 30 shoppers x 2 questions
     .venv/bin/python -m benchmarks.seed --workers 2 --redis redis://127.0.0.1:6379/0 --postgres postgresql+asyncpg://…
+    .venv/bin/python -m benchmarks.seed --tree /tmp/kefu-before --out …   # kefu imported from another source tree
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=None, help="postgresql+asyncpg:// URL (default: SQLite)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=RESULTS / "seed.json")
+    parser.add_argument("--tree", default=None, help="import the kefu under test from this source tree (e.g. a before)")
     args = parser.parse_args()
     if args.quick:
         args.shoppers, args.questions = 30, 2
@@ -124,6 +126,8 @@ def main() -> None:
         "KEFU_LOG_LEVEL": "warning",
         "KEFU_RATE_LIMIT_IP": "off",
     }
+    if args.tree:
+        env["PYTHONPATH"] = str(Path(args.tree).resolve())
     if args.redis:
         env |= {"KEFU_REDIS_URL": args.redis, "KEFU_REDIS_PREFIX": f"kefu-seed-{free_port()}"}
     server = BenchServer(env=env, workdir=workdir, port=free_port(), workers=args.workers).start()

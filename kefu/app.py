@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from kefu import __version__
 from kefu.api import admin_bot, admin_kb, chat, completions, demo, health, sessions, web
+from kefu.api.deps import BotAdmin, Readiness, Services, TurnApi
 from kefu.api.errors import install_error_handlers
 from kefu.config import Settings
 from kefu.demo.shop import MOUNT_PATH as SHOP_MOUNT_PATH
@@ -18,7 +19,7 @@ from kefu.demo.shop import TOKEN_ENV as SHOP_TOKEN_ENV
 from kefu.demo.shop.api import shop_mount
 from kefu.demo.shop.data import ShopStore
 from kefu.obs.logging import configure_logging, get_logger
-from kefu.runtime import build_runtime
+from kefu.runtime import Runtime, build_runtime
 
 log = get_logger("kefu.app")
 
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(settings)
-        app.state.runtime = runtime
+        app.state.services = services_of(runtime)
         log.info(
             "kefu_started",
             version=__version__,
@@ -71,6 +72,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The demo merchant API the demo bot's tools call (per-process, in memory): an app of its own.
         app.router.routes.append(shop_mount(SHOP_MOUNT_PATH, ShopStore(), os.environ.get(SHOP_TOKEN_ENV)))
     return app
+
+
+def services_of(runtime: Runtime) -> Services:
+    """The slices of ``runtime`` the HTTP layer uses."""
+    settings = runtime.settings
+    return Services(
+        auth=runtime.auth,
+        limiter=runtime.limiter,
+        turns=TurnApi(
+            chat=runtime.chat,
+            heartbeat=settings.sse_heartbeat,
+            active_streams=runtime.metrics.active_streams,
+            default_model=settings.llm_model,
+        ),
+        readiness=Readiness(
+            probes=(("database", runtime.store.ping), ("hot_state", runtime.hot.ping)),
+            model=runtime.model,
+            llm_base_url=settings.llm_base_url,
+            render_metrics=runtime.metrics.render,
+        ),
+        knowledge=lambda: runtime.knowledge,
+        bot_admin=BotAdmin(reload=runtime.reload_bot, handoffs=runtime.flow_states.handoffs),
+    )
 
 
 def create_app_from_env() -> FastAPI:

@@ -16,10 +16,10 @@ from redis.asyncio import Redis
 from kefu.bot.loader import Bot, load_bot
 from kefu.config import Settings
 from kefu.engine.answering import Answerer
+from kefu.engine.flow_step import FlowStep
 from kefu.engine.runner import TurnConfig, TurnRunner
 from kefu.engine.service import ChatService
 from kefu.engine.sharing import SharedAnswers
-from kefu.engine.tasks import FlowStep
 from kefu.errors import ConfigError
 from kefu.identity import Authenticator
 from kefu.kb import KnowledgeBase, open_knowledge_base
@@ -73,7 +73,7 @@ class Runtime:
         self.answerer.use_bot(
             system_prompt=bot.system_prompt,
             texts=bot.texts,
-            tasks=tasks_for(bot, self.flow_states, self.knowledge, self.metrics),
+            flow_step=flow_step_for(bot, self.flow_states, self.knowledge, self.metrics),
             content_version=bot.fingerprint,
         )
         log.info("bot_reloaded", directory=str(bot.directory), fingerprint=bot.fingerprint, flows=len(bot.flows))
@@ -95,9 +95,9 @@ class Runtime:
             await self.redis.aclose()
 
 
-def tasks_for(bot: Bot, states: FlowStates, knowledge: Knowledge, metrics: Metrics) -> FlowStep | None:
+def flow_step_for(bot: Bot, states: FlowStates, knowledge: Knowledge, metrics: Metrics) -> FlowStep | None:
     """The flow step of ``bot``'s turns (None for a bot without flows)."""
-    return FlowStep(bot.engine, states, knowledge, metrics) if len(bot.flows) else None
+    return FlowStep(bot.interpreter, states, knowledge, metrics) if len(bot.flows) else None
 
 
 def tool_env(settings: Settings) -> dict[str, str]:
@@ -172,7 +172,7 @@ async def build_runtime(
     flow_states = FlowStates(
         create_engine_for(settings.database_url), redis=redis, prefix=settings.redis_prefix, ttl=settings.session_ttl
     )
-    tasks = tasks_for(bot, flow_states, knowledge, metrics)
+    flow_step = flow_step_for(bot, flow_states, knowledge, metrics)
     shared = None
     if settings.answer_cache_ttl > 0:
         cache: AnswerCache = RedisAnswerCache(redis, settings.redis_prefix) if redis else MemoryAnswerCache()
@@ -186,7 +186,7 @@ async def build_runtime(
         token_budget=settings.history_token_budget,
         shared=shared,
         content_version=bot.fingerprint,
-        tasks=tasks,
+        flow_step=flow_step,
     )
     runner = TurnRunner(
         store=store,

@@ -10,17 +10,17 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from kefu.api.deps import RuntimeDep, require_api_key
+from kefu.api.deps import BotAdminDep, require_api_key
 from kefu.errors import ConfigError, InvalidInput
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_api_key)])
 
 
 @router.post("/bot/reload")
-async def reload_bot(runtime: RuntimeDep) -> dict[str, Any]:
+async def reload_bot(admin: BotAdminDep) -> dict[str, Any]:
     """Reload this process's bot (prompt, texts, tools, flows) from its directory."""
     try:
-        bot = await runtime.reload_bot()
+        bot = await admin.reload()
     except ConfigError as exc:
         raise InvalidInput(exc.message, code="invalid_bot") from exc
     return {
@@ -32,9 +32,9 @@ async def reload_bot(runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/handoffs")
-async def list_handoffs(runtime: RuntimeDep, status: str | None = "open") -> dict[str, Any]:
+async def list_handoffs(admin: BotAdminDep, status: str | None = "open") -> dict[str, Any]:
     """Handoff requests recorded by flows (oldest first); ``status=`` empty for all."""
-    records = await runtime.flow_states.handoffs(status=status or None)
+    records = await admin.handoffs(status=status or None)
     return {
         "handoffs": [
             {

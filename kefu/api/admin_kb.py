@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from kefu.api.deps import RuntimeDep, require_api_key
+from kefu.api.deps import KnowledgeDep, require_api_key
 from kefu.errors import Conflict, InvalidInput, NotFound
 from kefu.kb.entries import Entry, EntryError, entry_json, make_entry
+from kefu.kb.knowledge import Knowledge
 from kefu.kb.service import KnowledgeBase
-from kefu.runtime import Runtime
 
 router = APIRouter(prefix="/v1/admin/kb", tags=["admin"], dependencies=[Depends(require_api_key)])
 
@@ -43,10 +43,10 @@ class NewEntryIn(EntryIn):
     id: str | None = None
 
 
-def _kb(runtime: Runtime) -> KnowledgeBase:
-    if not isinstance(runtime.knowledge, KnowledgeBase):
+def _kb(knowledge: Knowledge) -> KnowledgeBase:
+    if not isinstance(knowledge, KnowledgeBase):
         raise NotFound("this bot has no knowledge base")
-    return runtime.knowledge
+    return knowledge
 
 
 def _entry(body: EntryIn, entry_id: str | None) -> Entry:
@@ -60,30 +60,30 @@ def _entry(body: EntryIn, entry_id: str | None) -> Entry:
 
 @router.get("/entries", summary="List knowledge-base entries")
 async def list_entries(
-    runtime: RuntimeDep,
+    knowledge: KnowledgeDep,
     kind: Literal["faq", "doc"] | None = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """A page of entries ordered by id, the total, and the knowledge-base version."""
-    kb = _kb(runtime)
+    kb = _kb(knowledge)
     entries, total = await kb.store.list(kind=kind, offset=offset, limit=limit)
     return {"version": kb.version, "total": total, "entries": [entry_json(e) for e in entries]}
 
 
 @router.get("/entries/{entry_id}", summary="One knowledge-base entry")
-async def get_entry(entry_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_entry(entry_id: str, knowledge: KnowledgeDep) -> dict[str, Any]:
     """The entry, or 404."""
-    entry = await _kb(runtime).store.get(entry_id)
+    entry = await _kb(knowledge).store.get(entry_id)
     if entry is None:
         raise NotFound(f"no knowledge-base entry {entry_id!r}")
     return entry_json(entry)
 
 
 @router.post("/entries", status_code=201, summary="Add an entry")
-async def create_entry(body: NewEntryIn, runtime: RuntimeDep) -> dict[str, Any]:
+async def create_entry(body: NewEntryIn, knowledge: KnowledgeDep) -> dict[str, Any]:
     """Add an entry (409 if the id exists); searchable when this returns."""
-    kb = _kb(runtime)
+    kb = _kb(knowledge)
     entry = await kb.put(_entry(body, body.id), create=True)
     if entry is None:
         raise Conflict("an entry with this id (or question) already exists; PUT to change it", code="entry_exists")
@@ -91,9 +91,9 @@ async def create_entry(body: NewEntryIn, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.put("/entries/{entry_id}", summary="Replace an entry")
-async def update_entry(entry_id: str, body: EntryIn, runtime: RuntimeDep) -> dict[str, Any]:
+async def update_entry(entry_id: str, body: EntryIn, knowledge: KnowledgeDep) -> dict[str, Any]:
     """Replace the entry (404 if missing); searchable when this returns."""
-    kb = _kb(runtime)
+    kb = _kb(knowledge)
     entry = await kb.put(_entry(body, entry_id), create=False)
     if entry is None:
         raise NotFound(f"no knowledge-base entry {entry_id!r}")
@@ -101,19 +101,19 @@ async def update_entry(entry_id: str, body: EntryIn, runtime: RuntimeDep) -> dic
 
 
 @router.delete("/entries/{entry_id}", status_code=204, summary="Delete an entry")
-async def delete_entry(entry_id: str, runtime: RuntimeDep) -> Response:
+async def delete_entry(entry_id: str, knowledge: KnowledgeDep) -> Response:
     """Delete the entry (404 if missing)."""
-    if not await _kb(runtime).delete(entry_id):
+    if not await _kb(knowledge).delete(entry_id):
         raise NotFound(f"no knowledge-base entry {entry_id!r}")
     return Response(status_code=204)
 
 
 @router.get("/search", summary="Test retrieval (the same code path as chat)")
 async def search(
-    runtime: RuntimeDep, q: Annotated[str, Query(min_length=1)], limit: Annotated[int, Query(ge=1, le=50)] = 10
+    knowledge: KnowledgeDep, q: Annotated[str, Query(min_length=1)], limit: Annotated[int, Query(ge=1, le=50)] = 10
 ) -> dict[str, Any]:
     """Ranked entries with scores, the matched field, the confidence band and the suggestions."""
-    kb = _kb(runtime)
+    kb = _kb(knowledge)
     found = await kb.explain(q, limit=limit)
     return {
         "version": kb.version,
@@ -127,8 +127,8 @@ async def search(
 
 
 @router.post("/reload", summary="Rebuild the index from the database now")
-async def reload(runtime: RuntimeDep) -> dict[str, Any]:
+async def reload(knowledge: KnowledgeDep) -> dict[str, Any]:
     """Check the version in the database and rebuild if it changed (replicas also do this on their own)."""
-    kb = _kb(runtime)
+    kb = _kb(knowledge)
     rebuilt = await kb.refresh()
     return {"version": kb.version, "rebuilt": rebuilt}

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from kefu.api.deps import RuntimeDep
+from kefu.api.deps import AuthDep
 from kefu.errors import ConfigError
 from kefu.identity import mint_token
 
@@ -16,9 +16,9 @@ router = APIRouter(tags=["demo"])
 
 
 @router.post("/v1/demo/token", summary="An anonymous visitor token (demo mode only)")
-async def demo_token(runtime: RuntimeDep) -> dict[str, object]:
+async def demo_token(auth: AuthDep) -> dict[str, object]:
     """Mint a signed token for a new random visitor. Auth stays on: the visitor can only see its own sessions."""
-    secret = runtime.auth.jwt_secret
+    secret = auth.jwt_secret
     if secret is None:
         raise ConfigError("demo mode needs a JWT secret")
     user_id = f"visitor-{uuid.uuid4().hex}"

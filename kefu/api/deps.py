@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the runtime and the verified caller.
+"""FastAPI dependencies: the verified caller, and the slice of the process each group of endpoints uses.
+
+The app (``kefu.app``, above this layer) builds one :class:`Services` per process from the runtime and puts it on
+``app.state.services``; each endpoint depends on the part it uses, never on the whole runtime.
 
 Each dependency takes only the request and reads its headers itself: every declared ``Header()`` parameter or
 sub-dependency is one more value FastAPI resolves and validates per request, on the path of every turn.
@@ -6,29 +9,25 @@ sub-dependency is one more value FastAPI resolves and validates per request, on 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from prometheus_client import Gauge
 
+from kefu.bot.loader import Bot
 from kefu.engine.service import ChatService
-from kefu.identity import Identity
-from kefu.runtime import Runtime
-
-
-async def get_runtime(request: Request) -> Runtime:
-    """The process runtime built in the app's lifespan."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+from kefu.identity import Authenticator, Identity
+from kefu.kb.knowledge import Knowledge
+from kefu.llm.base import ChatModel
+from kefu.ratelimit import RateLimiter
+from kefu.store.flowstate import HandoffRecord
 
 
 @dataclass(frozen=True, slots=True)
 class TurnApi:
-    """What the turn endpoints use, built once per app from the runtime (not per request)."""
+    """What the turn endpoints (chat, completions, sessions) use."""
 
     chat: ChatService
     heartbeat: float
@@ -36,30 +35,86 @@ class TurnApi:
     default_model: str
 
 
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """What ``/readyz`` and ``/metrics`` read."""
+
+    probes: Sequence[tuple[str, Callable[[], Awaitable[None]]]]  # (name, raises if unusable)
+    model: ChatModel | None
+    llm_base_url: str
+    render_metrics: Callable[[], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class BotAdmin:
+    """What the bot admin endpoints do."""
+
+    reload: Callable[[], Awaitable[Bot]]
+    handoffs: Callable[..., Awaitable[list[HandoffRecord]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything the HTTP layer reads from the process, grouped by the endpoints that use it."""
+
+    auth: Authenticator
+    limiter: RateLimiter
+    turns: TurnApi
+    readiness: Readiness
+    knowledge: Callable[[], Knowledge]  # the current knowledge base (read per request: it may be replaced)
+    bot_admin: BotAdmin
+
+
+def services(request: Request) -> Services:
+    """The process's services, as the app's lifespan stored them."""
+    found: Services = request.app.state.services
+    return found
+
+
 async def get_turn_api(request: Request) -> TurnApi:
-    """The turn endpoints' slice of the runtime."""
-    state = request.app.state
-    api: TurnApi | None = getattr(state, "turn_api", None)
-    if api is None:
-        runtime: Runtime = state.runtime
-        api = TurnApi(
-            chat=runtime.chat,
-            heartbeat=runtime.settings.sse_heartbeat,
-            active_streams=runtime.metrics.active_streams,
-            default_model=runtime.settings.llm_model,
-        )
-        state.turn_api = api
-    return api
+    """The turn endpoints' slice of the process."""
+    return services(request).turns
 
 
 TurnApiDep = Annotated[TurnApi, Depends(get_turn_api)]
 
 
+async def get_readiness(request: Request) -> Readiness:
+    """The health endpoints' slice of the process."""
+    return services(request).readiness
+
+
+ReadinessDep = Annotated[Readiness, Depends(get_readiness)]
+
+
+async def get_knowledge(request: Request) -> Knowledge:
+    """The knowledge base in use."""
+    return services(request).knowledge()
+
+
+KnowledgeDep = Annotated[Knowledge, Depends(get_knowledge)]
+
+
+async def get_bot_admin(request: Request) -> BotAdmin:
+    """The bot admin endpoints' slice of the process."""
+    return services(request).bot_admin
+
+
+BotAdminDep = Annotated[BotAdmin, Depends(get_bot_admin)]
+
+
+async def get_auth(request: Request) -> Authenticator:
+    """The token and API-key checker."""
+    return services(request).auth
+
+
+AuthDep = Annotated[Authenticator, Depends(get_auth)]
+
+
 async def get_identity(request: Request) -> Identity:
     """The caller, from ``Authorization: Bearer …`` (and ``X-Kefu-User`` for API keys)."""
-    runtime: Runtime = request.app.state.runtime
     headers = request.headers
-    return runtime.auth.authenticate(headers.get("authorization"), headers.get("x-kefu-user"))
+    return services(request).auth.authenticate(headers.get("authorization"), headers.get("x-kefu-user"))
 
 
 IdentityDep = Annotated[Identity, Depends(get_identity)]
@@ -67,12 +122,11 @@ IdentityDep = Annotated[Identity, Depends(get_identity)]
 
 async def get_limited_identity(request: Request) -> Identity:
     """The caller, after counting this request against the user, API-key and IP rate limits (429 if over)."""
-    runtime: Runtime = request.app.state.runtime
     identity = await get_identity(request)
     authorization = request.headers.get("authorization")
     api_key = authorization.partition(" ")[2].strip() if identity.kind == "server" and authorization else None
     client_ip = request.client.host if request.client else None
-    await runtime.limiter.check(identity, client_ip=client_ip, api_key=api_key)
+    await services(request).limiter.check(identity, client_ip=client_ip, api_key=api_key)
     return identity
 
 
@@ -82,5 +136,4 @@ LimitedIdentityDep = Annotated[Identity, Depends(get_limited_identity)]
 
 async def require_api_key(request: Request) -> None:
     """Admin endpoints: server API keys only (403 for a valid end-user token, 401 for anything else)."""
-    runtime: Runtime = request.app.state.runtime
-    runtime.auth.require_server(request.headers.get("authorization"))
+    services(request).auth.require_server(request.headers.get("authorization"))

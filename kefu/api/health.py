@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from kefu.api.deps import RuntimeDep
+from kefu.api.deps import ReadinessDep
 
 router = APIRouter(tags=["ops"])
 
@@ -17,23 +17,22 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Dependencies are usable")
-async def readyz(runtime: RuntimeDep) -> JSONResponse:
+async def readyz(ready: ReadinessDep) -> JSONResponse:
     """503 if the database or Redis cannot be reached; a missing model is reported but not fatal."""
     checks: dict[str, dict[str, object]] = {}
-    for name, probe in (("database", runtime.store.ping), ("hot_state", runtime.hot.ping)):
+    for name, probe in ready.probes:
         try:
             await probe()
             checks[name] = {"ok": True}
         except Exception as exc:  # any failure means "not ready"; the reason goes to the operator
             checks[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
-    settings = runtime.settings
-    if runtime.model is not None:
-        checks["llm"] = {"ok": True, "model": runtime.model.model, "provider": runtime.model.name}
+    if ready.model is not None:
+        checks["llm"] = {"ok": True, "model": ready.model.model, "provider": ready.model.name}
     else:
         checks["llm"] = {
             "ok": False,
             "detail": "no model configured: set KEFU_LLM_API_KEY (until then only the knowledge base answers)",
-            "base_url": settings.llm_base_url,
+            "base_url": ready.llm_base_url,
         }
     fatal = not (checks["database"]["ok"] and checks["hot_state"]["ok"])
     status = "unavailable" if fatal else ("ok" if checks["llm"]["ok"] else "degraded")
@@ -41,6 +40,6 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics")
-async def metrics(runtime: RuntimeDep) -> Response:
+async def metrics(ready: ReadinessDep) -> Response:
     """The Prometheus text exposition format."""
-    return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(ready.render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -25,7 +25,7 @@ import yaml
 from kefu.bot.prompts import load_system_prompt
 from kefu.bot.texts import CannedTexts
 from kefu.content.problems import LoadReport, Problems
-from kefu.flows.engine import FlowEngine
+from kefu.flows.interpreter import FlowInterpreter
 from kefu.flows.spec import FlowSet, load_flows
 from kefu.kb.botdir import kb_dir, load_bot_content
 from kefu.obs.metrics import Metrics
@@ -44,7 +44,7 @@ class Bot:
     texts: CannedTexts
     tools: ToolRegistry
     flows: FlowSet
-    engine: FlowEngine
+    interpreter: FlowInterpreter
     fingerprint: str
 
     async def aclose(self) -> None:
@@ -118,16 +118,16 @@ def load_bot(
     flows = load_flows(bot_dir, problems, tools.risks(), lexicon=lexicon)
     if check_kb:
         _kb_problems(bot_dir, problems)
-    engine = FlowEngine(flows, tools)
+    interpreter = FlowInterpreter(flows, tools)
     if not problems.errors:
-        engine.warm()  # build the trigger index now, not in the first turn
+        interpreter.warm()  # build the trigger index now, not in the first turn
     bot = Bot(
         directory=bot_dir,
         system_prompt=load_system_prompt(bot_dir),
         texts=texts,
         tools=tools,
         flows=flows,
-        engine=engine,
+        interpreter=interpreter,
         fingerprint=fingerprint(bot_dir),
     )
     return (None if problems.errors else bot), problems

@@ -225,7 +225,7 @@ def eval_(
         raise typer.Exit(2) from exc
     settings = _settings(bot_dir, database_url)
 
-    async def work(kb: KnowledgeBase) -> list[evaluate.Outcome]:
+    async def work(kb: KnowledgeBase) -> list[evaluate.QueryOutcome]:
         entries, _ = await kb.store.list(limit=1_000_000)
 
         async def searcher(query: str) -> Any:
@@ -265,7 +265,7 @@ def _print_eval(result: evaluate.Report, best: evaluate.Calibration | None, cali
     if result.misses:
         out.print(misses)
     table = Table("set", "queries", "hit@1", "hit@3", "MRR", "direct", "wrong answer", "false answer")
-    rows: Sequence[tuple[str, evaluate.Metrics]] = [("all", result.overall), *result.splits.items()]
+    rows: Sequence[tuple[str, evaluate.EvalMetrics]] = [("all", result.overall), *result.splits.items()]
     for name, m in rows:
         table.add_row(
             name,

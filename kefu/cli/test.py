@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kefu.config import Settings
-from kefu.convtest.runner import ConversationRunner, StepResult
+from kefu.convtest.runner import ConversationRunner, ExchangeResult
 from kefu.convtest.spec import SpecError, parse
 from kefu.obs.logging import configure_logging
 
@@ -74,7 +74,7 @@ def test(
         except SpecError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
-    all_results: list[tuple[Path, StepResult]] = []
+    all_results: list[tuple[Path, ExchangeResult]] = []
     for spec in specs:
         try:
             results = asyncio.run(ConversationRunner(spec, bot_dir=bot_dir, base=settings).run())
@@ -113,7 +113,7 @@ def test(
         raise typer.Exit(1)
 
 
-def _table(results: list[tuple[Path, StepResult]], verbose: bool) -> None:
+def _table(results: list[tuple[Path, ExchangeResult]], verbose: bool) -> None:
     """One row per conversation (✓/✗ and how many steps passed); with ``verbose`` one row per step and the reply."""
     table = Table(show_lines=verbose)
     table.add_column("", no_wrap=True)
@@ -131,7 +131,7 @@ def _table(results: list[tuple[Path, StepResult]], verbose: bool) -> None:
         out.print(table)
         return
     table.add_column("steps", no_wrap=True, justify="right")
-    by_conv: dict[tuple[Path, str], list[StepResult]] = {}
+    by_conv: dict[tuple[Path, str], list[ExchangeResult]] = {}
     for path, r in results:
         by_conv.setdefault((path, r.conversation), []).append(r)
     for (path, name), steps in by_conv.items():
@@ -142,7 +142,7 @@ def _table(results: list[tuple[Path, StepResult]], verbose: bool) -> None:
     out.print(table)
 
 
-def _failures(failed: list[tuple[Path, StepResult]]) -> None:
+def _failures(failed: list[tuple[Path, ExchangeResult]]) -> None:
     """Each failed step: where, what the user said, which expectations broke, and the bot's whole reply."""
     for path, r in failed:
         said = r.user if r.user is not None else "(restart)"

@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 
 from kefu.config import Settings
-from kefu.convtest.spec import Conversation, SpecError, Step, TestFile
+from kefu.convtest.spec import Conversation, Exchange, SpecError, TestFile
 from kefu.demo.shop.api import create_shop_app
 from kefu.engine.events import DeltaEvent, DoneEvent, ErrorEvent, payload
-from kefu.engine.tasks import TurnRef
-from kefu.flows.engine import FlowReply
+from kefu.engine.flow_step import TurnRef
+from kefu.flows.interpreter import FlowReply
 from kefu.identity import Identity
 from kefu.runtime import Runtime, build_runtime
 from kefu.tools.base import ToolResult
@@ -37,8 +37,8 @@ class Observed:
 
 
 @dataclass(slots=True)
-class StepResult:
-    """The outcome of one step: passed, or the failed expectations."""
+class ExchangeResult:
+    """The outcome of one exchange: passed, or the failed expectations."""
 
     conversation: str
     line: int
@@ -99,9 +99,9 @@ class ConversationRunner:
             raise SpecError(f"{self._test.path}: stub(s) {unknown} name no tool of the bot (tools: {known})")
         for name, results in self._test.stubs.items():
             runtime.bot.tools.stub(name, [_result(r) for r in results])
-        tasks = runtime.answerer.tasks
-        if tasks is not None:
-            tasks.observers.append(self._observe)
+        flow_step = runtime.answerer.flow_step
+        if flow_step is not None:
+            flow_step.observers.append(self._observe)
         self._runtime = runtime
         return runtime
 
@@ -115,9 +115,9 @@ class ConversationRunner:
             self._runtime = None
         self._tmp.cleanup()
 
-    async def run(self) -> list[StepResult]:
-        """Every step of every conversation, in order."""
-        results: list[StepResult] = []
+    async def run(self) -> list[ExchangeResult]:
+        """Every exchange of every conversation, in order."""
+        results: list[ExchangeResult] = []
         try:
             await self._start()
             for conversation in self._test.conversations:
@@ -126,28 +126,28 @@ class ConversationRunner:
             await self.aclose()
         return results
 
-    async def _conversation(self, conversation: Conversation) -> list[StepResult]:
+    async def _conversation(self, conversation: Conversation) -> list[ExchangeResult]:
         identity = Identity(user_id=conversation.user or f"test-{uuid.uuid4().hex[:10]}", kind="server")
         session_id: str | None = None
         out = []
-        for step in conversation.steps:
-            if step.restart:
+        for exchange in conversation.exchanges:
+            if exchange.restart:
                 assert self._runtime is not None
                 await self._runtime.aclose()
                 self._runtime = None
                 await self._start()
-                out.append(StepResult(conversation.name, step.line, None))
+                out.append(ExchangeResult(conversation.name, exchange.line, None))
                 continue
-            observed, session_id = await self._turn(identity, step, session_id)
-            result = StepResult(conversation.name, step.line, step.user, reply=observed.reply)
-            result.failures = check(step, observed)
+            observed, session_id = await self._turn(identity, exchange, session_id)
+            result = ExchangeResult(conversation.name, exchange.line, exchange.user, reply=observed.reply)
+            result.failures = check(exchange, observed)
             out.append(result)
         return out
 
-    async def _turn(self, identity: Identity, step: Step, session_id: str | None) -> tuple[Observed, str]:
+    async def _turn(self, identity: Identity, exchange: Exchange, session_id: str | None) -> tuple[Observed, str]:
         runtime = self._runtime
-        assert runtime is not None and step.user is not None
-        handle = await runtime.chat.start_turn(identity, step.user, session_id)
+        assert runtime is not None and exchange.user is not None
+        handle = await runtime.chat.start_turn(identity, exchange.user, session_id)
         meta = await runtime.chat.turn_meta(identity, handle.turn_id)
         observed = Observed()
         parts: list[str] = []
@@ -169,7 +169,7 @@ class ConversationRunner:
 
 
 async def _settled(runtime: Runtime, session_id: str) -> None:
-    """Wait until the turn released its session (the answer is stored), so the next step can start."""
+    """Wait until the turn released its session (the answer is stored), so the next exchange can start."""
     for _ in range(200):
         holder = await runtime.hot.acquire_session(session_id, "probe", lease_seconds=0.5)
         if holder is None:
@@ -189,9 +189,9 @@ def _matches(expected: Any, actual: Any) -> bool:
     return str(expected) == str(actual)
 
 
-def check(step: Step, seen: Observed) -> list[str]:
-    """The expectations of ``step`` that ``seen`` breaks, each as a readable sentence."""
-    e = step.expect
+def check(exchange: Exchange, seen: Observed) -> list[str]:
+    """The expectations of ``exchange`` that ``seen`` breaks, each as a readable sentence."""
+    e = exchange.expect
     failures: list[str] = []
     done = seen.done or {}
     flow_info = done.get("flow") or {}

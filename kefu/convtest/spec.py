@@ -56,7 +56,7 @@ class SpecError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class Exchange:
     """One user message (or a restart) and what must be true after the bot answered it."""
 
     line: int
@@ -71,7 +71,7 @@ class Conversation:
 
     name: str
     line: int
-    steps: tuple[Step, ...]
+    exchanges: tuple[Exchange, ...]
     user: str | None = None
 
 
@@ -109,7 +109,7 @@ def _fail(path: Path, line: int | None, message: str) -> SpecError:
     return SpecError(f"{path}:{line}: {message}" if line else f"{path}: {message}")
 
 
-def _step(path: Path, raw: Any, fallback: int) -> Step:
+def _exchange(path: Path, raw: Any, fallback: int) -> Exchange:
     if not isinstance(raw, dict):
         raise _fail(path, fallback, "a turn must be a mapping with 'user' (and 'expect') or 'restart: true'")
     line = raw.get("__line__", fallback)
@@ -119,7 +119,7 @@ def _step(path: Path, raw: Any, fallback: int) -> Step:
     if raw.get("restart"):
         if "user" in raw or "expect" in raw:
             raise _fail(path, line, "'restart: true' is a turn of its own (put the message in the next turn)")
-        return Step(line=line, restart=True)
+        return Exchange(line=line, restart=True)
     user = raw.get("user")
     if user is None:
         raise _fail(path, line, "a turn needs 'user: <message>' or 'restart: true'")
@@ -133,7 +133,7 @@ def _step(path: Path, raw: Any, fallback: int) -> Step:
     problem = _check_expect(expect)
     if problem:
         raise _fail(path, line, problem)
-    return Step(line=line, user=str(user), expect=expect)
+    return Exchange(line=line, user=str(user), expect=expect)
 
 
 def _texts(value: Any) -> bool:
@@ -218,12 +218,12 @@ def parse(path: Path) -> TestFile:
         extra = set(raw) - {"name", "user", "turns", "__line__"}
         if extra:
             raise _fail(path, line, f"unknown conversation key(s) {sorted(extra)}: use name, user, turns")
-        steps = tuple(_step(path, t, line) for t in raw["turns"])
+        exchanges = tuple(_exchange(path, t, line) for t in raw["turns"])
         conversations.append(
             Conversation(
                 name=str(raw.get("name") or f"conversation {index + 1}"),
                 line=line,
-                steps=steps,
+                exchanges=exchanges,
                 user=str(raw["user"]) if raw.get("user") is not None else None,
             )
         )

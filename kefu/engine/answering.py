@@ -13,9 +13,9 @@ from __future__ import annotations
 from kefu.bot.texts import CannedTexts
 from kefu.engine.ending import Ending
 from kefu.engine.events import DoneEvent, FlowStatus, SourceRef
+from kefu.engine.flow_step import FlowAnswer, FlowStep, TurnRef
 from kefu.engine.history import build_messages
 from kefu.engine.sharing import SharedAnswers
-from kefu.engine.tasks import FlowStep, TaskReply, TurnRef
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import UpstreamError, UpstreamNotConfigured
 from kefu.kb.knowledge import Knowledge, KnowledgeResult
@@ -46,40 +46,40 @@ class Answerer:
         texts: CannedTexts | None = None,
         shared: SharedAnswers | None = None,
         content_version: str = "",
-        tasks: FlowStep | None = None,
+        flow_step: FlowStep | None = None,
     ) -> None:
         self._model = model
         self._knowledge = knowledge
         self._metrics = metrics
         self._token_budget = token_budget
         self._shared = shared
-        self.use_bot(system_prompt=system_prompt, texts=texts, tasks=tasks, content_version=content_version)
+        self.use_bot(system_prompt=system_prompt, texts=texts, flow_step=flow_step, content_version=content_version)
 
     def use_bot(
-        self, *, system_prompt: str, texts: CannedTexts | None, tasks: FlowStep | None, content_version: str
+        self, *, system_prompt: str, texts: CannedTexts | None, flow_step: FlowStep | None, content_version: str
     ) -> None:
         """Switch to (re)loaded bot content; turns already running keep what they started with."""
         self._system_prompt = system_prompt
         self._texts = texts or CannedTexts()
-        self._tasks = tasks
+        self._flow_step = flow_step
         # Answers are shared only between turns that would send the model the very same request.
         model = self._model
         self._version = f"{content_version}|{model.name if model else ''}|{model.model if model else ''}"
 
     @property
-    def tasks(self) -> FlowStep | None:
+    def flow_step(self) -> FlowStep | None:
         """The flow router in use (None for a bot without flows)."""
-        return self._tasks
+        return self._flow_step
 
     async def answer(self, turn: TurnRef, text: str, history: list[ContextMessage], writer: DeltaWriter) -> Ending:
         """Answer ``text``; raises only for errors that should end the turn with an ``error`` event."""
-        tasks = self._tasks
+        flow_step = self._flow_step
         turn_id = turn.turn_id
-        if tasks is not None:
-            task_reply = await tasks.continue_or_route(turn, text, fresh_context=not history)
-            if task_reply is not None:
-                writer.write(task_reply.text)
-                return self._flow_done(turn_id, task_reply, model=None)
+        if flow_step is not None:
+            flow_answer = await flow_step.continue_or_route(turn, text, fresh_context=not history)
+            if flow_answer is not None:
+                writer.write(flow_answer.text)
+                return self._flow_done(turn_id, flow_answer, model=None)
         found = await self._knowledge.search(text) if self._knowledge.available else KnowledgeResult()
         direct = found.direct
         if direct is not None:
@@ -92,7 +92,7 @@ class Answerer:
                 )
             return self._degraded(turn_id, found, writer)
         try:
-            return await self._from_model(turn, text, history, found, writer, tasks)
+            return await self._from_model(turn, text, history, found, writer, flow_step)
         except UpstreamError as exc:
             if writer.text_parts:
                 raise  # the user already saw part of this answer: never swap in another one
@@ -107,7 +107,7 @@ class Answerer:
         history: list[ContextMessage],
         found: KnowledgeResult,
         writer: DeltaWriter,
-        tasks: FlowStep | None,
+        flow_step: FlowStep | None,
     ) -> Ending:
         assert self._model is not None
         turn_id = turn.turn_id
@@ -116,7 +116,7 @@ class Answerer:
         if passages:
             system += GROUNDING + "\n".join(f"[{i + 1}] {h.title}\n{h.text}" for i, h in enumerate(passages))
         messages = build_messages(system, history, text, token_budget=self._token_budget)
-        functions = tuple(tasks.functions()) if tasks is not None else ()
+        functions = tuple(flow_step.functions()) if flow_step is not None else ()
         request = ChatRequest(messages=messages, user=turn.user_id, tools=functions)
         source = "kb" if passages else "llm"
         refs = tuple(SourceRef(h.id, h.title) for h in passages)
@@ -145,10 +145,12 @@ class Answerer:
         assert finish is not None  # ChatModel guarantees a Finish or an exception
         model_name = finish.model or self._model.model
         if finish.tool_calls:
-            task_reply = await tasks.start_from_model(turn, text, finish.tool_calls) if tasks is not None else None
-            if task_reply is not None:
-                writer.write(("\n\n" if writer.text_parts else "") + task_reply.text)
-                return self._flow_done(turn_id, task_reply, model=model_name, usage=usage)
+            flow_answer = (
+                await flow_step.start_from_model(turn, text, finish.tool_calls) if flow_step is not None else None
+            )
+            if flow_answer is not None:
+                writer.write(("\n\n" if writer.text_parts else "") + flow_answer.text)
+                return self._flow_done(turn_id, flow_answer, model=model_name, usage=usage)
             if not writer.text_parts:  # a call to nothing we know, and no text: say so instead of nothing
                 writer.write(self._texts.apology)
                 return self._done(turn_id, "fallback", handoff_offered=True, model=model_name)
@@ -192,7 +194,7 @@ class Answerer:
         writer.write(self._texts.apology)
         return self._done(turn_id, "fallback", handoff_offered=True)
 
-    def _flow_done(self, turn_id: str, reply: TaskReply, *, model: str | None, usage: Usage | None = None) -> Ending:
+    def _flow_done(self, turn_id: str, reply: FlowAnswer, *, model: str | None, usage: Usage | None = None) -> Ending:
         done = DoneEvent(
             turn_id,
             finish_reason="stop",

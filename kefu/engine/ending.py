@@ -1,7 +1,7 @@
 """How a turn ends, and the one place its answer is stored with an honest status.
 
 A turn ends in the process that ran it (:class:`~kefu.engine.runner.TurnRunner`) or, when that process died,
-in whichever reader learns its lease expired (:func:`close_lost_turn`). Both store the answer through
+in whichever reader learns its lease expired (:meth:`LostTurns.close`). Both store the answer through
 :func:`store_answer`, so the rules hold for both: an answer cut short keeps its text as ``interrupted``, an answer
 with no text has no row at all (never a blank row), and each turn's answer is stored at most once.
 """

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from kefu.engine.answering import Answerer
 from kefu.engine.ending import Ending, store_answer
 from kefu.engine.events import ErrorEvent, encode
+from kefu.engine.flow_step import TurnRef
 from kefu.engine.history import context_from_records
-from kefu.engine.tasks import TurnRef
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import KefuError, UpstreamError
 from kefu.obs.logging import get_logger
@@ -235,10 +235,13 @@ class TurnRunner:
         self._metrics.turns.labels(outcome=status, source=ending.source).inc()
         self._metrics.turn_duration.labels(outcome=status).observe(time.monotonic() - turn.accepted_at)
         log.info(
-            "turn_finished",
+            "turn_finished",  # one info line per turn (turn_started is debug): logging is per-turn CPU too
             turn_id=turn.turn_id,
             session_id=turn.session.id,
+            user_id=turn.user_id,
             outcome=status,
+            source=ending.source,
+            question_chars=len(turn.text),
             chars=len(text),
             seconds=round(time.monotonic() - turn.accepted_at, 3),
         )

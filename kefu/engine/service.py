@@ -157,7 +157,7 @@ class ChatService:
             except Exception:
                 self._runner.cancel_local(turn_id)
                 raise
-        log.info("turn_started", turn_id=turn_id, session_id=session.id, user_id=identity.user_id, chars=len(text))
+        log.debug("turn_started", turn_id=turn_id, session_id=session.id, user_id=identity.user_id, chars=len(text))
         return TurnHandle(session.id, turn_id, identity.user_id, meta.created_at)
 
     async def _open_session(

@@ -1,4 +1,4 @@
-"""What the flow engine gets from its caller (:class:`FlowContext`) and gives back (:class:`FlowReply`)."""
+"""What the flow interpreter gets from its caller (:class:`FlowContext`) and gives back (:class:`FlowReply`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ FaqAnswer: TypeAlias = Callable[[str], Awaitable[str | None]]
 
 @dataclass(frozen=True, slots=True)
 class FlowContext:
-    """Who the turn is for and what the engine may use besides its tools.
+    """Who the turn is for and what the interpreter may use besides its tools.
 
     ``lang`` is the conversation's language until a message says otherwise; ``faq`` answers a question asked
     in the middle of a flow (a confident FAQ answer, or None); ``today`` fixes "今天/明天" for date slots

@@ -12,7 +12,7 @@ VERSION = 1
 
 
 class StateError(ValueError):
-    """A snapshot that is not a flow state this engine can read."""
+    """A snapshot that is not a flow state this interpreter can read."""
 
 
 @dataclass(slots=True)

@@ -40,7 +40,7 @@ class Case:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class QueryOutcome:
     """What the knowledge base did with one case."""
 
     case: Case
@@ -64,7 +64,7 @@ class Outcome:
 
 
 @dataclass(slots=True)
-class Metrics:
+class EvalMetrics:
     """Aggregate numbers over a set of outcomes."""
 
     queries: int = 0
@@ -83,8 +83,8 @@ class Metrics:
 class Report:
     """Metrics overall and per split, and every miss."""
 
-    overall: Metrics
-    splits: dict[str, Metrics] = field(default_factory=dict)
+    overall: EvalMetrics
+    splits: dict[str, EvalMetrics] = field(default_factory=dict)
     misses: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,7 +140,7 @@ def resolve_expected(cases: Sequence[Case], entries: Sequence[Entry]) -> dict[in
 Searcher = Callable[[str], Awaitable[tuple[Sequence[Match[Entry]], Confidence]]]
 
 
-async def run(cases: Sequence[Case], entries: Sequence[Entry], search: Searcher) -> list[Outcome]:
+async def run(cases: Sequence[Case], entries: Sequence[Entry], search: Searcher) -> list[QueryOutcome]:
     """Search every case (sequentially, through the same code path as production)."""
     expected = resolve_expected(cases, entries)
     outcomes = []
@@ -148,7 +148,7 @@ async def run(cases: Sequence[Case], entries: Sequence[Entry], search: Searcher)
         matches, confidence = await search(case.query)
         faqs = [m for m in matches if m.entry.kind == "faq"][:RANK_DEPTH]
         outcomes.append(
-            Outcome(
+            QueryOutcome(
                 case=case,
                 expected_id=expected[case.line],
                 ranked=tuple(m.entry.id for m in faqs),
@@ -160,11 +160,11 @@ async def run(cases: Sequence[Case], entries: Sequence[Entry], search: Searcher)
     return outcomes
 
 
-def metrics(outcomes: Sequence[Outcome]) -> Metrics:
+def metrics(outcomes: Sequence[QueryOutcome]) -> EvalMetrics:
     """Aggregate ``outcomes``."""
     answerable = [o for o in outcomes if o.expected_id is not None]
     none = [o for o in outcomes if o.expected_id is None]
-    m = Metrics(queries=len(outcomes), answerable=len(answerable), no_answer=len(none))
+    m = EvalMetrics(queries=len(outcomes), answerable=len(answerable), no_answer=len(none))
     if answerable:
         n = len(answerable)
         m.hit_at_1 = sum(o.rank == 1 for o in answerable) / n
@@ -181,9 +181,9 @@ def metrics(outcomes: Sequence[Outcome]) -> Metrics:
     return m
 
 
-def report(outcomes: Sequence[Outcome]) -> Report:
+def report(outcomes: Sequence[QueryOutcome]) -> Report:
     """Metrics overall and per split, plus the misses (wrong top hit, or a false / wrong direct answer)."""
-    splits: dict[str, list[Outcome]] = {}
+    splits: dict[str, list[QueryOutcome]] = {}
     for o in outcomes:
         if o.case.split:
             splits.setdefault(o.case.split, []).append(o)
@@ -219,7 +219,7 @@ class Calibration:
 
 
 def calibrate(
-    outcomes: Sequence[Outcome], *, max_false: float = 0.05, max_wrong: float = 0.03
+    outcomes: Sequence[QueryOutcome], *, max_false: float = 0.05, max_wrong: float = 0.03
 ) -> tuple[list[Calibration], Calibration | None]:
     """Sweep the ``high`` threshold and margin; the best is the most direct answers within the limits."""
     answerable = [o for o in outcomes if o.expected_id is not None]
@@ -229,7 +229,7 @@ def calibrate(
     for high in [x / 100 for x in range(20, 96, 2)]:
         for margin in (0.0, 0.02, 0.03, 0.05, 0.08, 0.12):
 
-            def answers(o: Outcome, high: float = high, margin: float = margin) -> bool:
+            def answers(o: QueryOutcome, high: float = high, margin: float = margin) -> bool:
                 if not o.scores:
                     return False
                 runner_up = o.scores[1] if len(o.scores) > 1 else 0.0

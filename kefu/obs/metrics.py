@@ -124,7 +124,7 @@ class Metrics:
         )
         # --- end resilience ---
 
-        # --- flows (kefu.flows, kefu.engine.tasks) ---
+        # --- flows (kefu.flows, kefu.engine.flow_step) ---
         self.flow_turns = Counter(
             "kefu_flow_turns_total",
             "Turns answered by a task flow, by flow and the flow's status after the turn (running or its outcome).",

@@ -11,7 +11,7 @@ from kefu.store.models import Base, UTCDateTime
 
 
 class FlowStateRow(Base):
-    """The running flow of a session (at most one), as the engine's JSON snapshot."""
+    """The running flow of a session (at most one), as the flow interpreter's JSON snapshot."""
 
     __tablename__ = "flow_states"
 

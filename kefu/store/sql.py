@@ -10,7 +10,7 @@ lone write goes out at once, as before, so nothing waits at low load; at high lo
 (pool checkout, BEGIN/COMMIT, SQLite's write lock) are paid once per batch, and SQLite sees one writer instead of
 many connections contending for its lock.
 
-Operations are plain synchronous SQLAlchemy code run by a :class:`_Runner`. On a SQLite file each whole
+Operations are plain synchronous SQLAlchemy code run by a :class:`_Executor`. On a SQLite file each whole
 operation (or batch) runs on a small thread pool with the stdlib driver: one thread hop per operation, where
 aiosqlite makes one per cursor call (cursor, execute, fetch, close, commit, reset), and each hop is CPU and, on a
 busy machine, scheduling delay before the first token. On PostgreSQL they run in the async engine's greenlet
@@ -121,7 +121,7 @@ _USER_COLUMNS = ["session_id", "turn_id", "role", "content", "status", "created_
 Op = Callable[[Connection], Any]
 
 
-class _Runner(Protocol):
+class _Executor(Protocol):
     """Runs synchronous SQLAlchemy operations without blocking the event loop."""
 
     async def transaction(self, ops: list[Op], *, alone: bool) -> list[Any]:
@@ -137,7 +137,7 @@ class _Runner(Protocol):
         ...
 
 
-class _EngineRunner:
+class _AsyncEngineExecutor:
     """Operations inside the async engine's greenlet (PostgreSQL over asyncpg; SQLite in memory)."""
 
     def __init__(self, engine: AsyncEngine, single: AsyncEngine) -> None:
@@ -156,18 +156,18 @@ class _EngineRunner:
         return None
 
 
-class _ThreadRunner:
+class _ThreadExecutor:
     """Operations on a SQLite file with the stdlib driver, each one whole on a small thread pool."""
 
     def __init__(self, engine: Engine, threads: int = SQLITE_THREADS) -> None:
         self._engine = engine
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kefu-sqlite")
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kefu-sqlite")
 
     async def transaction(self, ops: list[Op], *, alone: bool) -> list[Any]:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._transaction, ops)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._transaction, ops)
 
     async def read(self, op: Op) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._read, op)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._read, op)
 
     def _transaction(self, ops: list[Op]) -> list[Any]:
         with self._engine.begin() as conn:
@@ -178,8 +178,8 @@ class _ThreadRunner:
             return op(conn)
 
     async def aclose(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.dispose)
-        self._executor.shutdown(wait=False)
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._engine.dispose)
+        self._pool.shutdown(wait=False)
 
 
 def _run_all(conn: Connection, ops: list[Op]) -> list[Any]:
@@ -195,8 +195,8 @@ class GroupCommit:
     (autocommit on PostgreSQL).
     """
 
-    def __init__(self, runner: _Runner, *, max_batch: int = MAX_BATCH) -> None:
-        self._runner = runner
+    def __init__(self, executor: _Executor, *, max_batch: int = MAX_BATCH) -> None:
+        self._executor = executor
         self._max_batch = max_batch
         self._pending: list[tuple[Op, asyncio.Future[Any], bool]] = []
         self._task: asyncio.Task[None] | None = None
@@ -232,7 +232,7 @@ class GroupCommit:
                     await self._run_alone(*batch[0])
                     continue
                 try:
-                    results = await self._runner.transaction([op for op, _, _ in batch], alone=False)
+                    results = await self._executor.transaction([op for op, _, _ in batch], alone=False)
                 except Exception:
                     for op, future, atomic in batch:  # isolate the failing write; the others still commit
                         await self._run_alone(op, future, atomic)
@@ -254,7 +254,7 @@ class GroupCommit:
 
     async def _run_alone(self, op: Op, future: asyncio.Future[Any], atomic: bool) -> None:
         try:
-            [result] = await self._runner.transaction([op], alone=not atomic)
+            [result] = await self._executor.transaction([op], alone=not atomic)
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -370,8 +370,10 @@ class SqlTranscriptStore:
         else:
             raise ConfigError(f"unsupported database dialect {self._dialect!r}")
         sync = _sync_sqlite_engine(engine) if self._dialect == "sqlite" else None
-        self._runner: _Runner = _ThreadRunner(sync) if sync is not None else _EngineRunner(engine, self._single)
-        self.writes = GroupCommit(self._runner)
+        self._executor: _Executor = (
+            _ThreadExecutor(sync) if sync is not None else _AsyncEngineExecutor(engine, self._single)
+        )
+        self.writes = GroupCommit(self._executor)
         self._insert_session = (
             self._insert(SessionRow).on_conflict_do_nothing(index_elements=[SessionRow.id]).returning(*_SESSION_COLUMNS)
         )
@@ -458,7 +460,7 @@ class SqlTranscriptStore:
             row = conn.execute(_SESSION_BY_ID, {"session_id": session_id}).mappings().one_or_none()
             return None if row is None else _session(row)
 
-        return cast(SessionRecord | None, await self._runner.read(op))
+        return cast(SessionRecord | None, await self._executor.read(op))
 
     async def add_user_message(
         self, session_id: str, turn_id: str, content: str, now: datetime, *, reset_context: bool
@@ -550,7 +552,7 @@ class SqlTranscriptStore:
         def op(conn: Connection) -> list[MessageRecord]:
             return [_message(row) for row in conn.execute(query).mappings()]
 
-        messages = cast(list[MessageRecord], await self._runner.read(op))
+        messages = cast(list[MessageRecord], await self._executor.read(op))
         if last is not None:
             messages.reverse()
         return messages
@@ -564,16 +566,16 @@ class SqlTranscriptStore:
             ).scalar_one_or_none()
             return deleted is not None
 
-        [deleted] = await self._runner.transaction([op], alone=False)
+        [deleted] = await self._executor.transaction([op], alone=False)
         return cast(bool, deleted)
 
     async def ping(self) -> None:
         def op(conn: Connection) -> None:
             conn.execute(text("SELECT 1"))
 
-        await self._runner.read(op)
+        await self._executor.read(op)
 
     async def aclose(self) -> None:
         await self.writes.wait_idle()
-        await self._runner.aclose()
+        await self._executor.aclose()
         await self.engine.dispose()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kefu.convtest.runner import Observed, check
-from kefu.convtest.spec import Step
+from kefu.convtest.spec import Exchange
 from kefu.flows.reply import FlowReply, ToolCallLog
 from tests.convtest.support import ROOT, Report, run_kefu_test
 
@@ -117,9 +117,9 @@ def _flow_reply(**slots: str) -> FlowReply:
 
 def test_check_error_event_fails_unless_expected() -> None:
     seen = Observed(reply="", error={"code": "internal_error", "message": "boom"})
-    assert check(Step(line=1, user="x"), seen) == ["the turn ended with error 'internal_error': boom"]
-    assert check(Step(line=1, user="x", expect={"error": "internal_error"}), seen) == []
-    assert check(Step(line=1, user="x", expect={"error": "timeout"}), seen) == [
+    assert check(Exchange(line=1, user="x"), seen) == ["the turn ended with error 'internal_error': boom"]
+    assert check(Exchange(line=1, user="x", expect={"error": "internal_error"}), seen) == []
+    assert check(Exchange(line=1, user="x", expect={"error": "timeout"}), seen) == [
         "error: expected 'timeout', got 'internal_error'"
     ]
 
@@ -127,9 +127,9 @@ def test_check_error_event_fails_unless_expected() -> None:
 def test_check_tool_called_matches_arguments_partially() -> None:
     seen = Observed(done={"source": "flow"}, flow=_flow_reply(phone_last4="1234"))
     ok = {"tool_called": {"name": "verify_phone", "with": {"phone_last4": 1234}}, "slot": {"phone_last4": 1234}}
-    assert check(Step(line=1, user="x", expect=ok), seen) == []
+    assert check(Exchange(line=1, user="x", expect=ok), seen) == []
     wrong = {"tool_called": [{"name": "verify_phone", "with": {"order_id": "DD2"}}, "get_order"]}
-    failures = check(Step(line=1, user="x", expect=wrong), seen)
+    failures = check(Exchange(line=1, user="x", expect=wrong), seen)
     assert len(failures) == 2
     assert failures[1].startswith("tool 'get_order' not called (calls: verify_phone(")
 
@@ -137,6 +137,6 @@ def test_check_tool_called_matches_arguments_partially() -> None:
 def test_check_flow_ended_true_means_any_outcome() -> None:
     ended = Observed(done={"flow": {"name": "order_status", "status": "failed"}})
     running = Observed(done={"flow": {"name": "order_status", "status": "running"}})
-    step = Step(line=1, user="x", expect={"flow_ended": True})
-    assert check(step, ended) == []
-    assert check(step, running) == ["flow_ended: expected True, flow status is 'running'"]
+    exchange = Exchange(line=1, user="x", expect={"flow_ended": True})
+    assert check(exchange, ended) == []
+    assert check(exchange, running) == ["flow_ended: expected True, flow status is 'running'"]

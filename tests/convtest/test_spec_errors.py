@@ -79,7 +79,7 @@ def test_spec_parses_steps_with_lines_and_stubs(tmp_path: Path) -> None:
     assert spec.stubs == {"track_parcel": [{"ok": False, "error": "unavailable"}]}
     (conversation,) = spec.conversations
     assert conversation.user == "u1"
-    assert [(s.line, s.user, s.expect) for s in conversation.steps] == [(7, "转人工", {"handoff": True})]
+    assert [(s.line, s.user, s.expect) for s in conversation.exchanges] == [(7, "转人工", {"handoff": True})]
 
 
 def test_cli_spec_error_exits_2_before_running_anything(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kefu.content.problems import Problems
-from kefu.flows.engine import FlowEngine
+from kefu.flows.interpreter import FlowInterpreter
 from kefu.flows.model import FlowSet
 from kefu.flows.spec import load_flows
 from tests.flows.support import RISKS, Chat, StubTools
@@ -25,9 +25,9 @@ def demo_flows() -> FlowSet:
 
 
 @pytest.fixture(scope="session")
-def demo_engine(demo_flows: FlowSet) -> FlowEngine:
-    """An engine over the demo flows (for routing: the index is built once)."""
-    return FlowEngine(demo_flows, StubTools())
+def demo_interpreter(demo_flows: FlowSet) -> FlowInterpreter:
+    """An interpreter over the demo flows (for routing: the index is built once)."""
+    return FlowInterpreter(demo_flows, StubTools())
 
 
 @pytest.fixture
@@ -37,12 +37,12 @@ def tools() -> StubTools:
 
 
 @pytest.fixture
-def engine(demo_flows: FlowSet, tools: StubTools) -> FlowEngine:
-    """An engine over the demo flows calling ``tools``."""
-    return FlowEngine(demo_flows, tools)
+def interpreter(demo_flows: FlowSet, tools: StubTools) -> FlowInterpreter:
+    """An interpreter over the demo flows calling ``tools``."""
+    return FlowInterpreter(demo_flows, tools)
 
 
 @pytest.fixture
-def chat(engine: FlowEngine) -> Chat:
+def chat(interpreter: FlowInterpreter) -> Chat:
     """A Chinese conversation with the demo flows."""
-    return Chat(engine)
+    return Chat(interpreter)

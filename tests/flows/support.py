@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from kefu.flows.engine import FlowContext, FlowEngine, FlowReply
+from kefu.flows.interpreter import FlowContext, FlowInterpreter, FlowReply
 from kefu.flows.texts import Lang
 from kefu.tools.base import Risk, ToolContext, ToolResult
 
@@ -116,7 +116,7 @@ def _round_trip(state: dict[str, Any] | None) -> dict[str, Any] | None:
 class Chat:
     """Drives one conversation: ``start`` / ``say`` return each reply and keep the (round-tripped) state."""
 
-    engine: FlowEngine
+    interpreter: FlowInterpreter
     ctx: FlowContext = field(default_factory=context)
     state: dict[str, Any] | None = None
     replies: list[FlowReply] = field(default_factory=list)
@@ -129,12 +129,12 @@ class Chat:
 
     async def start(self, flow: str, text: str, slots: dict[str, Any] | None = None) -> FlowReply:
         """Start ``flow`` from ``text``."""
-        return self._keep(await self.engine.start(flow, text, self.ctx, slots=slots))
+        return self._keep(await self.interpreter.start(flow, text, self.ctx, slots=slots))
 
     async def say(self, text: str) -> FlowReply:
         """Send the next user message to the running flow."""
         assert self.state is not None, "no flow is running"
-        return self._keep(await self.engine.handle(self.state, text, self.ctx))
+        return self._keep(await self.interpreter.handle(self.state, text, self.ctx))
 
     async def run(self, flow: str, *messages: str) -> FlowReply:
         """Start with the first message and send the rest; the last reply."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kefu.flows.engine import FlowEngine
+from kefu.flows.interpreter import FlowInterpreter
 from tests.flows.support import Chat, StubTools, context
 
 
@@ -58,11 +58,11 @@ async def test_return_request_not_delivered_explains(chat: Chat) -> None:
     assert done.outcome == "completed" and "还没有签收" in done.text
 
 
-async def test_return_request_reason_by_number_and_synonym(engine: FlowEngine) -> None:
-    by_number = Chat(engine)
+async def test_return_request_reason_by_number_and_synonym(interpreter: FlowInterpreter) -> None:
+    by_number = Chat(interpreter)
     reply = await by_number.run("return_request", "退货 DD20261101001", "1234", "1")
     assert reply.slots["reason"] == "不想要了"
-    by_synonym = Chat(engine)
+    by_synonym = Chat(interpreter)
     reply = await by_synonym.run("return_request", "退货 DD20261101001", "1234", "收到就坏了")
     assert reply.slots["reason"] == "质量问题"
 
@@ -95,8 +95,8 @@ async def test_human_flow_records_a_handoff(chat: Chat) -> None:
     assert "已为您登记转人工" in done.text
 
 
-async def test_english_conversation_gets_english_texts(engine: FlowEngine) -> None:
-    chat = Chat(engine, context("en"))
+async def test_english_conversation_gets_english_texts(interpreter: FlowInterpreter) -> None:
+    chat = Chat(interpreter, context("en"))
     first = await chat.start("order_status", "where is my order")
     assert first.text.startswith("Please tell me your order number")
     assert "last 4 digits" in (await chat.say("DD20261105002")).text
@@ -105,8 +105,8 @@ async def test_english_conversation_gets_english_texts(engine: FlowEngine) -> No
     assert not any("\u4e00" <= c <= "\u9fff" for c in first.text)
 
 
-async def test_english_return_confirmation_and_reason_label(engine: FlowEngine, tools: StubTools) -> None:
-    chat = Chat(engine, context("en"))
+async def test_english_return_confirmation_and_reason_label(interpreter: FlowInterpreter, tools: StubTools) -> None:
+    chat = Chat(interpreter, context("en"))
     reply = await chat.run("return_request", "I want to return my order DD20261101001", "1234", "it arrived broken")
     assert "Reason: quality issue" in reply.text and 'Reply "yes"' in reply.text
     done = await chat.say("yes")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from kefu.flows.engine import FlowEngine
+from kefu.flows.interpreter import FlowInterpreter
 from tests.flows.support import Chat, StubTools
 
 
-def test_functions_describe_each_flow_with_slot_schemas(engine: FlowEngine) -> None:
-    specs = {spec.name: spec for spec in engine.functions()}
+def test_functions_describe_each_flow_with_slot_schemas(interpreter: FlowInterpreter) -> None:
+    specs = {spec.name: spec for spec in interpreter.functions()}
     assert set(specs) == {
         "start_flow_order_status",
         "start_flow_return_request",
@@ -24,19 +24,19 @@ def test_functions_describe_each_flow_with_slot_schemas(engine: FlowEngine) -> N
     assert "Request a return" in specs["start_flow_return_request"].description
 
 
-def test_parse_function_call_keeps_known_slots(engine: FlowEngine) -> None:
-    parsed = engine.parse_function_call("start_flow_return_request", '{"order_id": "DD20261101001", "x": 1}')
+def test_parse_function_call_keeps_known_slots(interpreter: FlowInterpreter) -> None:
+    parsed = interpreter.parse_function_call("start_flow_return_request", '{"order_id": "DD20261101001", "x": 1}')
     assert parsed == ("return_request", {"order_id": "DD20261101001"})
 
 
-def test_parse_function_call_tolerates_bad_arguments(engine: FlowEngine) -> None:
-    assert engine.parse_function_call("start_flow_human", "{not json") == ("human", {})
-    assert engine.parse_function_call("start_flow_human", "[1, 2]") == ("human", {})
+def test_parse_function_call_tolerates_bad_arguments(interpreter: FlowInterpreter) -> None:
+    assert interpreter.parse_function_call("start_flow_human", "{not json") == ("human", {})
+    assert interpreter.parse_function_call("start_flow_human", "[1, 2]") == ("human", {})
 
 
-def test_parse_function_call_rejects_other_functions(engine: FlowEngine) -> None:
-    assert engine.parse_function_call("get_order", "{}") is None
-    assert engine.parse_function_call("start_flow_unknown", "{}") is None
+def test_parse_function_call_rejects_other_functions(interpreter: FlowInterpreter) -> None:
+    assert interpreter.parse_function_call("get_order", "{}") is None
+    assert interpreter.parse_function_call("start_flow_unknown", "{}") is None
 
 
 async def test_model_slots_are_validated_like_answers(chat: Chat, tools: StubTools) -> None:
@@ -50,6 +50,6 @@ async def test_model_slots_are_validated_like_answers(chat: Chat, tools: StubToo
     assert tools.names() == ["verify_phone", "check_return_eligibility"]
 
 
-async def test_start_of_unknown_flow_fails_politely(engine: FlowEngine) -> None:
-    reply = await engine.start("nope", "hi", Chat(engine).ctx)
+async def test_start_of_unknown_flow_fails_politely(interpreter: FlowInterpreter) -> None:
+    reply = await interpreter.start("nope", "hi", Chat(interpreter).ctx)
     assert reply.outcome == "failed" and reply.state is None and reply.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kefu.flows.engine import FlowEngine
+from kefu.flows.interpreter import FlowInterpreter
 from tests.flows.support import Chat, StubTools, context
 
 
@@ -63,8 +63,8 @@ async def test_cancel_leaves_the_flow_politely(chat: Chat, tools: StubTools) -> 
     assert tools.calls == []
 
 
-async def test_cancel_in_english_answers_in_english(engine: FlowEngine) -> None:
-    chat = Chat(engine, context("en"))
+async def test_cancel_in_english_answers_in_english(interpreter: FlowInterpreter) -> None:
+    chat = Chat(interpreter, context("en"))
     await chat.start("order_status", "where is my order")
     reply = await chat.say("never mind")
     assert reply.outcome == "cancelled" and reply.text.startswith("OK, I've cancelled")
@@ -88,14 +88,14 @@ async def test_unclear_confirmation_answer_reasks_and_does_not_write(chat: Chat,
     assert [(n, confirmed) for n, _, confirmed in tools.calls if n == "create_return"] == [("create_return", True)]
 
 
-async def test_digression_is_answered_then_the_question_asked_again(engine: FlowEngine) -> None:
+async def test_digression_is_answered_then_the_question_asked_again(interpreter: FlowInterpreter) -> None:
     asked: list[str] = []
 
     async def faq(text: str) -> str | None:
         asked.append(text)
         return "全场满99元包邮。" if "运费" in text else None
 
-    chat = Chat(engine, context(faq=faq))
+    chat = Chat(interpreter, context(faq=faq))
     await chat.start("order_status", "DD20261105002 到哪了")
     reply = await chat.say("对了，运费多少？")
     assert reply.text.startswith("全场满99元包邮。") and "后四位" in reply.text
@@ -104,11 +104,11 @@ async def test_digression_is_answered_then_the_question_asked_again(engine: Flow
     assert (await chat.say("1234")).outcome == "completed"
 
 
-async def test_digression_at_confirmation_reasks_confirmation(engine: FlowEngine, tools: StubTools) -> None:
+async def test_digression_at_confirmation_reasks_confirmation(interpreter: FlowInterpreter, tools: StubTools) -> None:
     async def faq(text: str) -> str | None:
         return "退款原路退回，1–7 个工作日到账。"
 
-    chat = Chat(engine, context(faq=faq))
+    chat = Chat(interpreter, context(faq=faq))
     await chat.run("return_request", "我想退货", "DD20261101001", "1234", "不想要了")
     reply = await chat.say("退款多久到账")
     assert "1–7 个工作日" in reply.text and "确认为订单 DD20261101001" in reply.text
@@ -197,11 +197,11 @@ async def test_corrections_do_not_reset_the_attempt_count(chat: Chat, tools: Stu
     assert tools.names().count("verify_phone") == 4
 
 
-def test_warm_builds_the_router_once(engine: FlowEngine) -> None:
-    engine.warm()
-    router = engine.router
-    engine.warm()
-    assert engine.router is router
+def test_warm_builds_the_router_once(interpreter: FlowInterpreter) -> None:
+    interpreter.warm()
+    router = interpreter.router
+    interpreter.warm()
+    assert interpreter.router is router
 
 
 def test_is_question_tells_questions_from_bare_answers() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kefu.flows.engine import FlowEngine
+from kefu.flows.interpreter import FlowInterpreter
 from kefu.flows.model import FlowSet
 from kefu.flows.router import FlowRouter
 
@@ -80,19 +80,19 @@ FAQ_QUESTIONS = [
 
 
 @pytest.mark.parametrize(("flow", "text"), [(f, t) for f, texts in PHRASINGS.items() for t in texts])
-def test_route_picks_the_demo_flow(demo_engine: FlowEngine, flow: str, text: str) -> None:
-    match = demo_engine.route(text)
+def test_route_picks_the_demo_flow(demo_interpreter: FlowInterpreter, flow: str, text: str) -> None:
+    match = demo_interpreter.route(text)
     assert match is not None and match.flow == flow, (text, match)
-    assert match.score >= demo_engine.flows.threshold
+    assert match.score >= demo_interpreter.flows.threshold
 
 
 @pytest.mark.parametrize("text", FAQ_QUESTIONS)
-def test_route_leaves_faq_questions_alone(demo_engine: FlowEngine, text: str) -> None:
-    assert demo_engine.route(text) is None
+def test_route_leaves_faq_questions_alone(demo_interpreter: FlowInterpreter, text: str) -> None:
+    assert demo_interpreter.route(text) is None
 
 
-def test_route_ignores_empty_text(demo_engine: FlowEngine) -> None:
-    assert demo_engine.route("   ") is None
+def test_route_ignores_empty_text(demo_interpreter: FlowInterpreter) -> None:
+    assert demo_interpreter.route("   ") is None
 
 
 def test_keyword_hits_only_whole_english_words(demo_flows: FlowSet) -> None:

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from kefu.kb.entries import make_entry
-from kefu.kb.evaluate import Case, EvalFileError, Outcome, calibrate, load_cases, metrics, report, resolve_expected
+from kefu.kb.evaluate import Case, EvalFileError, QueryOutcome, calibrate, load_cases, metrics, report, resolve_expected
 
 
 def _outcome(
     expected: str | None, ranked: tuple[str, ...], scores: tuple[float, ...], conf: str, split: str = "dev"
-) -> Outcome:
+) -> QueryOutcome:
     case = Case(query="q", expected=expected, line=1, split=split)
-    return Outcome(case, expected, ranked, ranked, scores, conf)  # type: ignore[arg-type]
+    return QueryOutcome(case, expected, ranked, ranked, scores, conf)  # type: ignore[arg-type]
 
 
 def test_metrics_count_hits_mrr_and_answers() -> None:

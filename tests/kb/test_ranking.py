@@ -101,3 +101,36 @@ def test_ranking_a_not_a_question_is_not_a_negation(ask: Ask) -> None:
     assert matches[0].entry.id == "ship-overseas"
     matches, _ = ask("怎么还不发货")  # a real negation: not the overseas entry's "发不发海外"
     assert matches[0].entry.id != "ship-overseas"
+
+
+def test_remembered_results_never_outlive_a_validity_boundary() -> None:
+    now = datetime(2025, 11, 1, tzinfo=UTC)
+    entries = [
+        make_entry({"id": "always", "question": "会员有什么优惠？", "answer": "会员9折"}),
+        make_entry(
+            {"id": "soon", "question": "双十二活动有什么优惠？", "answer": "满200减30", "valid_from": "2025-12-01"}
+        ),
+    ]
+    index = Index(entries, Analyzer(Lexicon.build()), Weights())
+    before = [m.entry.id for m in index.search("双十二优惠", limit=5, now=now)]
+    assert "soon" not in before
+    assert [m.entry.id for m in index.search("双十二优惠", limit=5, now=now + timedelta(days=3))] == before
+    after = [m.entry.id for m in index.search("双十二优惠", limit=5, now=datetime(2025, 12, 2, tzinfo=UTC))]
+    assert after[0] == "soon"
+    assert [m.entry.id for m in index.search("双十二优惠", limit=5, now=now)] == before  # earlier times again
+
+
+def test_a_repeated_question_is_answered_from_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    index = Index(
+        [make_entry({"id": "fee", "question": "运费多少？", "answer": "满99包邮"})],
+        Analyzer(Lexicon.build()),
+        Weights(),
+    )
+    now = datetime(2025, 11, 1, tzinfo=UTC)
+    first = index.search("运费多少", limit=5, now=now)
+    calls: list[str] = []
+    search = index._search
+    monkeypatch.setattr(index, "_search", lambda *a, **k: calls.append("search") or search(*a, **k))
+    assert index.search("运费多少？", limit=5, now=now) == first  # same terms: no new search
+    assert index.search("运费多少", limit=1, now=now) == first[:1]  # another limit is another result
+    assert calls == ["search"]

@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from kefu.cli.mock import mock_llm
-from kefu.llm.mock import MockConfig, Step, build_mock_app, wire
+from kefu.llm.mock import MockConfig, MockStep, build_mock_app, wire
 from kefu.llm.mock.config import find_directive
 from kefu.llm.mock.state import MockState
 from kefu.llm.sse import SSEParser
@@ -225,9 +225,9 @@ async def test_mock_serves_many_concurrent_paced_streams(upstream: Upstream) -> 
 
 
 def test_mock_step_validation_and_directive_parsing() -> None:
-    assert Step.from_json({"fail": 429}).fail == "429"
+    assert MockStep.from_json({"fail": 429}).fail == "429"
     with pytest.raises(ValueError, match="unknown failure kind"):
-        Step.from_json({"fail": "boom"})
+        MockStep.from_json({"fail": "boom"})
     found, rest = find_directive('订单 [[mock:{"fail": "cut", "after_chunks": 1}]] 在哪')
     assert found == {"fail": "cut", "after_chunks": 1} and rest == "订单  在哪"
     assert find_directive("plain")[0] is None
@@ -273,6 +273,6 @@ def test_mock_scripted_tool_calls_and_exact_text(upstream: Upstream) -> None:
 
 def test_mock_step_rejects_malformed_tool_calls() -> None:
     with pytest.raises(ValueError, match="tool_calls"):
-        Step.from_json({"tool_calls": [{"arguments": {}}]})
+        MockStep.from_json({"tool_calls": [{"arguments": {}}]})
     with pytest.raises(ValueError, match="text"):
-        Step.from_json({"text": 5})
+        MockStep.from_json({"text": 5})

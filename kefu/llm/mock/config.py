@@ -1,4 +1,4 @@
-"""What the mock upstream does: server-wide defaults (:class:`MockConfig`) and per-request :class:`Step` plans."""
+"""What the mock upstream does: server-wide defaults (:class:`MockConfig`) and per-request :class:`MockStep` plans."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class MockConfig:
 
 
 @dataclass(slots=True)
-class Step:
+class MockStep:
     """The plan for one request: a failure kind (or None for a normal answer) and per-request overrides.
 
     JSON form (script step or ``[[mock:{...}]]`` directive)::
@@ -89,7 +89,7 @@ class Step:
     tool_calls: list[dict[str, Any]] | None = None
 
     @classmethod
-    def from_json(cls, obj: Any) -> Step:
+    def from_json(cls, obj: Any) -> MockStep:
         """Validate a JSON step; raises ``ValueError`` with a readable reason."""
         if not isinstance(obj, dict):
             raise ValueError("a step must be a JSON object")
@@ -127,7 +127,7 @@ class Step:
             raise ValueError(str(exc)) from exc
         return step
 
-    def resolved(self, config: MockConfig) -> Step:
+    def resolved(self, config: MockConfig) -> MockStep:
         """This step with every unset pacing knob taken from ``config``."""
         return replace(
             self,

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kefu.llm.mock import oauth
-from kefu.llm.mock.config import MockConfig, Step, find_directive
+from kefu.llm.mock.config import MockConfig, MockStep, find_directive
 from kefu.llm.mock.state import MockState
 from kefu.llm.mock.stream import StreamPlan, StreamResponse
 
@@ -37,7 +37,7 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
     return Response(orjson.dumps(obj), status, headers=headers, media_type="application/json")
 
 
-def error_response(status: int, step: Step | None = None, message: str | None = None) -> Response:
+def error_response(status: int, step: MockStep | None = None, message: str | None = None) -> Response:
     """A provider-style error: ``{"error": {"message", "type", "param", "code"}}`` plus Retry-After headers."""
     default, kind = _ERRORS.get(status, (f"Mock error {status}", "api_error"))
     headers: dict[str, str] = {}
@@ -83,14 +83,14 @@ def build_mock_app(config: MockConfig) -> Starlette:
             state.outcomes["429"] += 1
             return error_response(
                 429,
-                Step(retry_after=config.max_concurrency_retry_after),
+                MockStep(retry_after=config.max_concurrency_retry_after),
                 message="Too many concurrent requests for this account",
             )
         users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
         question = _text_of(users[-1].get("content")) if users else ""
         try:
             directive, question = find_directive(question)
-            step = Step.from_json(directive) if directive is not None else state.next_step()
+            step = MockStep.from_json(directive) if directive is not None else state.next_step()
         except ValueError as exc:
             return error_response(400, message=str(exc))
         step = step.resolved(config)
@@ -129,7 +129,7 @@ def build_mock_app(config: MockConfig) -> Starlette:
     async def set_script(request: Request) -> Response:
         try:
             doc = orjson.loads(await request.body())
-            steps = [Step.from_json(s) for s in doc["steps"]]
+            steps = [MockStep.from_json(s) for s in doc["steps"]]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             return error_response(400, message=f"bad script: {exc}")
         if not doc.get("append"):

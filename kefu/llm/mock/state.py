@@ -7,7 +7,7 @@ from collections import Counter, deque
 from typing import Any
 
 from kefu.llm.mock import oauth
-from kefu.llm.mock.config import MockConfig, Step
+from kefu.llm.mock.config import MockConfig, MockStep
 
 
 class MockState:
@@ -16,7 +16,7 @@ class MockState:
     def __init__(self, config: MockConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
-        self.script: deque[Step] = deque()
+        self.script: deque[MockStep] = deque()
         self.oauth = oauth.OAuthState(config)
         self.reset_stats()
 
@@ -31,17 +31,17 @@ class MockState:
         self.seq = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=50)
 
-    def next_step(self) -> Step:
+    def next_step(self) -> MockStep:
         """The scripted step, else the CLI default (``fail`` / ``fail_rate``), else a normal answer."""
         if self.script:
             return self.script.popleft()
         config = self.config
         if config.fail is None and config.fail_rate is None:
-            return Step()
+            return MockStep()
         rate = 1.0 if config.fail_rate is None else config.fail_rate
         if self.rng.random() < rate:
-            return Step(fail=config.fail or "503")
-        return Step()
+            return MockStep(fail=config.fail or "503")
+        return MockStep()
 
     def stats(self) -> dict[str, Any]:
         """The ``/_mock/stats`` document."""

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from kefu.llm.mock import wire
-from kefu.llm.mock.config import Step
+from kefu.llm.mock.config import MockStep
 from kefu.llm.mock.state import MockState
 
 _SSE_HEADERS = [
@@ -29,7 +29,7 @@ _LONG_WAIT = 0.5  # waits longer than this also watch for the client going away
 class StreamPlan:
     """Everything needed to answer one request (the step is already resolved against the config)."""
 
-    step: Step
+    step: MockStep
     question: str
     model: str
     completion_id: str

@@ -1,4 +1,4 @@
-""":class:`FlowEngine`: start a flow, continue it with each user message, route messages to flows.
+""":class:`FlowInterpreter`: start a flow, continue it with each user message, route messages to flows.
 
 A pure function of (state snapshot, message, context) → reply + new snapshot; the only effects are the tool
 calls and the FAQ callback. Repair is built in, before a message is read as an answer:
@@ -23,21 +23,21 @@ from kefu.flows.model import FlowSet, SlotSpec
 from kefu.flows.repair import is_cancel, is_correction, is_question, value_after_marker, yes_no
 from kefu.flows.reply import FlowContext, FlowReply, HandoffRequest, ToolCallLog
 from kefu.flows.router import FlowRouter, RouteMatch
-from kefu.flows.runner import Turn, advance
 from kefu.flows.slots import aliases, display, extract, parse_answer, validate
 from kefu.flows.state import FlowState, StateError
+from kefu.flows.stepper import FlowTurn, advance
 from kefu.flows.texts import builtin, detect_lang
 from kefu.llm.base import ToolSpec
 from kefu.text.analyzer import Analyzer
 from kefu.text.normalize import normalize
 from kefu.tools.base import ToolCaller
 
-__all__ = ["FlowContext", "FlowEngine", "FlowReply", "HandoffRequest", "RouteMatch", "ToolCallLog"]
+__all__ = ["FlowContext", "FlowInterpreter", "FlowReply", "HandoffRequest", "RouteMatch", "ToolCallLog"]
 
 WHOLE_MESSAGE_TYPES = frozenset({"text", "free_text"})  # their value is a whole reply, never found in passing
 
 
-class FlowEngine:
+class FlowInterpreter:
     """Runs the flows of one bot against a :class:`ToolCaller`."""
 
     def __init__(self, flows: FlowSet, tools: ToolCaller, *, analyzer: Analyzer | None = None) -> None:
@@ -62,8 +62,8 @@ class FlowEngine:
         self.router.route("warm")
 
     def route(self, text: str) -> RouteMatch | None:
-        """The flow ``text`` asks to start (score ≥ the flow set's threshold), or None. CPU-bound: run it off the
-        event loop (``asyncio.to_thread``)."""
+        """The flow ``text`` asks to start (score ≥ the flow set's threshold), or None. CPU-bound (about 0.25 ms
+        for a short message, more for a long one): run long messages off the event loop."""
         return self.router.route(text)
 
     def functions(self) -> list[ToolSpec]:
@@ -83,7 +83,7 @@ class FlowEngine:
         if flow is None:
             return FlowReply(builtin("unavailable", lang), None, name, "failed")
         state = FlowState(flow=flow.name, fingerprint=flow.fingerprint, lang=lang)
-        turn = Turn(flow, state, ctx, self.tools)
+        turn = FlowTurn(flow, state, ctx, self.tools)
         for key, value in (slots or {}).items():
             spec = flow.slots.get(key)
             checked = validate(spec, value, turn.today) if spec is not None else None
@@ -102,7 +102,7 @@ class FlowEngine:
         current.lang = detect_lang(text, default=current.lang)
         if flow is None:
             return FlowReply(builtin("unavailable", current.lang), None, current.flow, "failed")
-        turn = Turn(flow, current, ctx, self.tools)
+        turn = FlowTurn(flow, current, ctx, self.tools)
         if current.fingerprint != flow.fingerprint:
             return await self._restart(turn, text)
         if is_cancel(text):
@@ -117,7 +117,7 @@ class FlowEngine:
         current.awaiting = None  # "retry" (or a snapshot taken between steps): run the step again
         return await advance(turn)
 
-    async def _restart(self, turn: Turn, text: str) -> FlowReply:
+    async def _restart(self, turn: FlowTurn, text: str) -> FlowReply:
         """The flow changed shape since this state was saved: start over, keeping slots that still fit."""
         old = turn.state
         fresh = FlowState(flow=turn.flow.name, fingerprint=turn.flow.fingerprint, lang=old.lang)
@@ -131,7 +131,7 @@ class FlowEngine:
         _fill_in_passing(turn, text)
         return await advance(turn)
 
-    async def _confirmation(self, turn: Turn, text: str) -> FlowReply:
+    async def _confirmation(self, turn: FlowTurn, text: str) -> FlowReply:
         state = turn.state
         step = turn.flow.steps[state.step]
         answer = yes_no(text)
@@ -151,7 +151,7 @@ class FlowEngine:
         turn.say(step.text)
         return turn.wait("confirm")
 
-    async def _answer(self, turn: Turn, text: str) -> FlowReply:
+    async def _answer(self, turn: FlowTurn, text: str) -> FlowReply:
         state = turn.state
         step = turn.flow.steps[state.step]
         slot = turn.flow.slots[step.slot or ""]
@@ -176,7 +176,7 @@ class FlowEngine:
         return turn.ask(slot.name, again=True)
 
 
-def _fill_in_passing(turn: Turn, text: str) -> None:
+def _fill_in_passing(turn: FlowTurn, text: str) -> None:
     """Fill empty slots whose value the message mentions (skipping types two empty slots share: ambiguous)."""
     state = turn.state
     empty = [s for s in turn.flow.slots.values() if s.name not in state.slots and s.type not in WHOLE_MESSAGE_TYPES]
@@ -192,7 +192,7 @@ def _names(slot: SlotSpec, said: str) -> bool:
     return any(normalize(alias) in said for alias in aliases(slot) if normalize(alias))
 
 
-def _find_correction(turn: Turn, text: str) -> tuple[SlotSpec, Any] | None:
+def _find_correction(turn: FlowTurn, text: str) -> tuple[SlotSpec, Any] | None:
     """The filled slot the message gives a new value for, and that value (None when there is none).
 
     Slots the message names ("手机号错了") are tried first; otherwise every filled slot whose value can be
@@ -217,7 +217,7 @@ def _find_correction(turn: Turn, text: str) -> tuple[SlotSpec, Any] | None:
     return slot, value
 
 
-async def _apply_correction(turn: Turn, slot: SlotSpec, value: Any) -> FlowReply:
+async def _apply_correction(turn: FlowTurn, slot: SlotSpec, value: Any) -> FlowReply:
     """Take the new value and redo what depended on the old one."""
     state, flow = turn.state, turn.flow
     state.slots[slot.name] = value
@@ -227,7 +227,7 @@ async def _apply_correction(turn: Turn, slot: SlotSpec, value: Any) -> FlowReply
     return await advance(turn)
 
 
-async def _digression(turn: Turn, text: str) -> bool:
+async def _digression(turn: FlowTurn, text: str) -> bool:
     """Answer a question asked in the middle of the flow (True when the FAQ had a confident answer)."""
     faq = turn.ctx.faq
     # Only a question digresses: a short answer that happens to match an FAQ ("杭州" while an address is asked

@@ -23,7 +23,7 @@ def is_transient(result: ToolResult) -> bool:
     return not result.ok and (error in TRANSIENT or error.startswith("http_5"))
 
 
-class Turn:
+class FlowTurn:
     """One user message's worth of work on a flow: the texts said, the calls made, the state as it moves."""
 
     def __init__(self, flow: Flow, state: FlowState, ctx: FlowContext, tools: ToolCaller) -> None:
@@ -99,7 +99,7 @@ class Turn:
         return self.end("failed", offered=True)
 
 
-async def advance(turn: Turn) -> FlowReply:
+async def advance(turn: FlowTurn) -> FlowReply:
     """Run steps from the state's position until the flow waits or ends."""
     for _ in range(MAX_STEPS_PER_TURN):
         if turn.state.step >= len(turn.flow.steps):
@@ -111,7 +111,7 @@ async def advance(turn: Turn) -> FlowReply:
     return turn.give_up("retry_failed")
 
 
-async def _run(turn: Turn, step: Step) -> FlowReply | None:
+async def _run(turn: FlowTurn, step: Step) -> FlowReply | None:
     state = turn.state
     match step.kind:
         case "collect":
@@ -148,7 +148,7 @@ async def _run(turn: Turn, step: Step) -> FlowReply | None:
     return None
 
 
-def _reask(turn: Turn, step: Step) -> FlowReply | None:
+def _reask(turn: FlowTurn, step: Step) -> FlowReply | None:
     """The answer a slot got turned out wrong (a check failed): forget it, count an attempt, ask again."""
     name = step.slot or ""
     state = turn.state
@@ -163,7 +163,7 @@ def _reask(turn: Turn, step: Step) -> FlowReply | None:
     return turn.wait("slot")
 
 
-async def _call(turn: Turn, step: Step) -> FlowReply | None:
+async def _call(turn: FlowTurn, step: Step) -> FlowReply | None:
     state = turn.state
     tool = step.tool or ""
     write = turn.flow.risks.get(tool) == "write" or turn.tools.risk(tool) == "write"
