@@ -102,12 +102,7 @@ class Authenticator:
 
     def authenticate(self, authorization: str | None, acting_user: str | None = None) -> Identity:
         """Verify ``Authorization: Bearer …``; raise :class:`AuthError` with a reason otherwise."""
-        if not authorization:
-            raise AuthError("missing Authorization header (expected 'Bearer <token>')")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise AuthError("Authorization header must be 'Bearer <token>'")
+        token = _bearer(authorization, "<token>")
         if self._is_api_key(token):
             if not acting_user:
                 raise AuthError("server API keys must name the end user in the X-Kefu-User header")
@@ -116,12 +111,7 @@ class Authenticator:
 
     def require_server(self, authorization: str | None) -> None:
         """Let server API keys through; :class:`Forbidden` for a valid end-user token, :class:`AuthError` else."""
-        if not authorization:
-            raise AuthError("missing Authorization header (expected 'Bearer <API key>')")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise AuthError("Authorization header must be 'Bearer <API key>'")
+        token = _bearer(authorization, "<API key>")
         if self._is_api_key(token):
             return
         self._verify_jwt(token)  # raises AuthError unless it is a valid end-user token
@@ -161,3 +151,14 @@ class Authenticator:
             if len(self._verified) > _VERIFIED_CACHE_SIZE:
                 self._verified.popitem(last=False)
         return identity
+
+
+def _bearer(authorization: str | None, what: str) -> str:
+    """The credential of ``Authorization: Bearer <credential>``; :class:`AuthError` naming ``what`` is expected."""
+    if not authorization:
+        raise AuthError(f"missing Authorization header (expected 'Bearer {what}')")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError(f"Authorization header must be 'Bearer {what}'")
+    return token

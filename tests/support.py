@@ -7,16 +7,18 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
 
 JWT_SECRET = "test-secret-for-kefu-tests-only-0123456789"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -27,12 +29,15 @@ def free_port() -> int:
         return port
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Wait until ``url`` answers 200, failing early if ``proc`` died."""
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0, log: IO[bytes] | None = None) -> None:
+    """Wait until ``url`` answers 200, failing early (with its output, from ``log`` or its stdout) if ``proc`` died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            if log is not None:
+                log.seek(0)
+            source = log if log is not None else proc.stdout
+            out = source.read().decode(errors="replace") if source else ""
             raise RuntimeError(f"process exited with {proc.returncode} before {url} was up:\n{out[-4000:]}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
@@ -53,10 +58,11 @@ def service_unavailable(kind: str, reason: str) -> None:
 
 @dataclass
 class MockLLM:
-    """A running ``kefu mock-llm`` process."""
+    """A running mock upstream (``kefu mock-llm``) and its control API; the one client every test uses."""
 
     port: int
     proc: subprocess.Popen[bytes]
+    log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -67,7 +73,12 @@ class MockLLM:
         httpx.post(f"{self.url}/_mock/script", json={"steps": list(steps)}).raise_for_status()
 
     def reset(self) -> None:
-        httpx.delete(f"{self.url}/_mock/script").raise_for_status()
+        """Forget the script, the counters and the OAuth settings."""
+        httpx.post(f"{self.url}/_mock/reset").raise_for_status()
+
+    def oauth(self, **settings: Any) -> None:
+        """Change how the mock's token endpoint behaves."""
+        httpx.post(f"{self.url}/_mock/oauth", json=settings).raise_for_status()
 
     def stats(self) -> dict[str, Any]:
         data: dict[str, Any] = httpx.get(f"{self.url}/_mock/stats").json()
@@ -76,18 +87,22 @@ class MockLLM:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+        if self.log is not None:
+            self.log.close()
 
 
 def start_mock(*args: str) -> MockLLM:
-    """Start the mock upstream on a free port."""
+    """Start the mock upstream on a free port (its output goes to a temporary file) and wait until it serves."""
     port = free_port()
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "kefu", "mock-llm", "--port", str(port), *args],
-        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
-    mock = MockLLM(port=port, proc=proc)
-    wait_http(f"{mock.url}/healthz", proc)
+    mock = MockLLM(port=port, proc=proc, log=log)
+    wait_http(f"{mock.url}/healthz", proc, log=log)
     return mock
 
 

@@ -326,6 +326,30 @@ def _sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
     return sync
 
 
+def _user_row(session_id: str, turn_id: str, content: str, now: datetime) -> dict[str, Any]:
+    """The values of a user message's row."""
+    return {
+        "session_id": session_id,
+        "turn_id": turn_id,
+        "role": "user",
+        "content": content,
+        "status": "complete",
+        "created_at": now,
+    }
+
+
+def _user_record(message_id: int, row: dict[str, Any]) -> MessageRecord:
+    return MessageRecord(
+        id=message_id,
+        session_id=row["session_id"],
+        turn_id=row["turn_id"],
+        role="user",
+        content=row["content"],
+        status="complete",
+        created_at=row["created_at"],
+    )
+
+
 def _session(row: RowMapping) -> SessionRecord:
     return SessionRecord(
         id=row["id"],
@@ -428,14 +452,7 @@ class SqlTranscriptStore:
             "last_active_at": now,
             "context_started_at": now,
         }
-        message = {
-            "session_id": session_id,
-            "turn_id": turn_id,
-            "role": "user",
-            "content": content,
-            "status": "complete",
-            "created_at": now,
-        }
+        message = _user_row(session_id, turn_id, content, now)
 
         def op(conn: Connection) -> int | None:
             if conn.execute(self._insert_session, session).mappings().one_or_none() is None:
@@ -445,15 +462,7 @@ class SqlTranscriptStore:
         message_id = await self.writes.run(op, atomic=True)
         if message_id is None:
             raise Conflict(f"session {session_id} exists already", code="session_exists")
-        return MessageRecord(
-            id=message_id,
-            session_id=session_id,
-            turn_id=turn_id,
-            role="user",
-            content=content,
-            status="complete",
-            created_at=now,
-        )
+        return _user_record(message_id, message)
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         def op(conn: Connection) -> SessionRecord | None:
@@ -476,14 +485,7 @@ class SqlTranscriptStore:
 
         else:
             touch = _TOUCH_RESET if reset_context else _TOUCH_ONLY
-            row = {
-                "session_id": session_id,
-                "turn_id": turn_id,
-                "role": "user",
-                "content": content,
-                "status": "complete",
-                "created_at": now,
-            }
+            row = _user_row(session_id, turn_id, content, now)
 
             def op(conn: Connection) -> int | None:
                 if conn.execute(touch, {"session_id": session_id, "now": now}).rowcount == 0:
@@ -493,15 +495,7 @@ class SqlTranscriptStore:
         message_id = await self.writes.run(op)
         if message_id is None:
             raise NotFound(f"session {session_id} does not exist")
-        return MessageRecord(
-            id=message_id,
-            session_id=session_id,
-            turn_id=turn_id,
-            role="user",
-            content=content,
-            status="complete",
-            created_at=now,
-        )
+        return _user_record(message_id, _user_row(session_id, turn_id, content, now))
 
     async def add_assistant_message(
         self,

@@ -2,72 +2,28 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from kefu.llm.auth import StaticKey, TokenSource
 from kefu.llm.base import ChatMessage, ChatRequest, ModelEvent
 from kefu.llm.openai_compat import OpenAICompatModel
-from tests.support import free_port, wait_http
+from tests.support import MockLLM, start_mock
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "deepseek-chat"
 # Session mock defaults: instant and unpaced, so tests opt into timing per request.
 MOCK_ARGS = ("--ttft", "0", "--tps", "0", "--tokens", "40", "--chunk-chars", "4")
 API_KEY = "sk-mock-right"
 
 
-@dataclass
-class Upstream:
-    """A running ``python -m kefu.llm.mock`` process and its control API."""
-
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Any
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def reset(self) -> None:
-        httpx.post(f"{self.url}/_mock/reset").raise_for_status()
-
-    def script(self, *steps: dict[str, Any]) -> None:
-        httpx.post(f"{self.url}/_mock/script", json={"steps": list(steps)}).raise_for_status()
-
-    def oauth(self, **settings: Any) -> None:
-        httpx.post(f"{self.url}/_mock/oauth", json=settings).raise_for_status()
-
-    def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = httpx.get(f"{self.url}/_mock/stats").json()
-        return data
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.log.close()
+Upstream = MockLLM  # the provider tests' name for it
 
 
-def start_upstream(*args: str) -> Upstream:
+def start_upstream(*args: str) -> MockLLM:
     """Start the mock on a free port and wait for ``/healthz``."""
-    port = free_port()
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kefu.llm.mock", "--port", str(port), *args],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-    return Upstream(port, proc, log)
+    return start_mock(*args)
 
 
 @pytest.fixture(scope="session")
