@@ -116,9 +116,8 @@ class ChatService:
         ``session_id`` None starts a new session. An unknown or foreign session is :class:`NotFound`
         (unless ``create_missing``, used for derived ids), a running turn in it :class:`Conflict`.
 
-        A new session's row is written while the turn's upstream request goes out (the turn stores its question
-        once the row exists); this returns once the row is durable, so a client that learns the session id
-        can use it at once.
+        A new session's row is written, with the question, while the turn's upstream request goes out; this
+        returns once both are durable, so a client that learns the session id can use it at once.
         """
         text = self.validate_message(message)
         now = datetime.now(UTC)
