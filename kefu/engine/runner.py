@@ -21,7 +21,6 @@ from kefu.store.base import (
     ContextCache,
     ContextMessage,
     MessageRecord,
-    SessionRecord,
     TranscriptStore,
     TurnLeases,
     TurnLog,
@@ -45,11 +44,14 @@ class AcceptedTurn:
     """One accepted message, with everything decided about it before its answer starts."""
 
     turn_id: str
-    session: SessionRecord
+    session_id: str
     user_id: str
     text: str
-    reset_context: bool
+    reset_context: bool  # the session was idle past its TTL: the model gets no earlier messages
     new_session: bool = False  # the session row is not written yet: the runner writes it while answering
+    created_at: datetime | None = None  # a new session's creation time
+    context_since: datetime | None = None  # where the history starts when it has to be loaded from SQL
+    history: list[ContextMessage] | None = None  # the cached context window, when the service read it already
     accepted_at: float = field(default_factory=time.monotonic)
 
 
@@ -111,14 +113,14 @@ class TurnRunner:
         loop = asyncio.get_running_loop()
         writer = self._writer(turn)
         row_ready: asyncio.Future[None] | None = loop.create_future() if turn.new_session else None
-        ref = TurnRef(turn.turn_id, turn.session.id, turn.user_id, session_row=row_ready)
+        ref = TurnRef(turn.turn_id, turn.session_id, turn.user_id, session_row=row_ready)
         answer = loop.create_task(self._answer(turn, ref, writer))
         self._answers[turn.turn_id] = answer
         row: asyncio.Task[MessageRecord] | None = None
         if row_ready is not None:
-            session = turn.session
+            created = turn.created_at or _utcnow()
             row = loop.create_task(
-                self._store.start_session(session.id, turn.user_id, turn.turn_id, turn.text, session.created_at)
+                self._store.start_session(turn.session_id, turn.user_id, turn.turn_id, turn.text, created)
             )
             row.add_done_callback(lambda done: _relay(done, row_ready))
         began: list[bool] = []  # set by the task's first step
@@ -173,7 +175,7 @@ class TurnRunner:
             self._answers.pop(turn.turn_id, None)
             self._renewed.pop(turn.turn_id, None)
             lease.cancel()
-            await self._leases.release_session(turn.session.id, turn.turn_id)
+            await self._leases.release_session(turn.session_id, turn.turn_id)
             self._metrics.active_turns.dec()
 
     async def _store_question(self, turn: AcceptedTurn, row: asyncio.Task[MessageRecord] | None) -> None:
@@ -181,7 +183,7 @@ class TurnRunner:
             await row  # a new session's row, written with the question
             return
         await self._store.add_user_message(
-            turn.session.id, turn.turn_id, turn.text, _utcnow(), reset_context=turn.reset_context
+            turn.session_id, turn.turn_id, turn.text, _utcnow(), reset_context=turn.reset_context
         )
 
     async def _answer(self, turn: AcceptedTurn, ref: TurnRef, writer: DeltaWriter) -> Ending:
@@ -216,12 +218,12 @@ class TurnRunner:
 
     async def _finish(self, turn: AcceptedTurn, writer: DeltaWriter, ending: Ending) -> None:
         if await self._closed_elsewhere(turn, writer):
-            log.warning("turn_closed_elsewhere", turn_id=turn.turn_id, session_id=turn.session.id)
+            log.warning("turn_closed_elsewhere", turn_id=turn.turn_id, session_id=turn.session_id)
             self._metrics.turns.labels(outcome="lost", source=ending.source).inc()
             return
         text = writer.text
         # Stored before the terminal event, so a client that saw `done` finds the answer in the history.
-        status = await store_answer(self._store, turn.session.id, turn.turn_id, text, ending)
+        status = await store_answer(self._store, turn.session_id, turn.turn_id, text, ending)
         if not writer.refused:
             await self._turns.append(turn.turn_id, [encode(ending.terminal)], final=True)
         remember = [ContextMessage("user", turn.text)]
@@ -229,15 +231,15 @@ class TurnRunner:
             remember.append(ContextMessage("assistant", text))
         window = {"max_messages": self._config.max_context_messages, "ttl": self._config.session_ttl}
         if turn.reset_context:
-            await self._context.set_context(turn.session.id, remember, **window)
+            await self._context.set_context(turn.session_id, remember, owner=turn.user_id, **window)
         else:
-            await self._context.push_context(turn.session.id, remember, **window)
+            await self._context.push_context(turn.session_id, remember, **window)
         self._metrics.turns.labels(outcome=status, source=ending.source).inc()
         self._metrics.turn_duration.labels(outcome=status).observe(time.monotonic() - turn.accepted_at)
         log.info(
             "turn_finished",  # one info line per turn (turn_started is debug): logging is per-turn CPU too
             turn_id=turn.turn_id,
-            session_id=turn.session.id,
+            session_id=turn.session_id,
             user_id=turn.user_id,
             outcome=status,
             source=ending.source,
@@ -247,26 +249,25 @@ class TurnRunner:
         )
 
     async def _history(self, turn: AcceptedTurn) -> list[ContextMessage]:
+        window = {"max_messages": self._config.max_context_messages, "ttl": self._config.session_ttl}
         if turn.reset_context:
             return []
+        if turn.history is not None:
+            return turn.history
         if turn.new_session:
             # Nothing to load, and an empty cached window lets the end of the turn extend it instead of a reload
             # from SQL next time.
-            await self._context.set_context(
-                turn.session.id, [], max_messages=self._config.max_context_messages, ttl=self._config.session_ttl
-            )
+            await self._context.set_context(turn.session_id, [], owner=turn.user_id, **window)
             return []
-        cached = await self._context.get_context(turn.session.id)
+        cached = await self._context.get_context(turn.session_id)
         if cached is not None:
             return cached
         records = await self._store.list_messages(
-            turn.session.id, since=turn.session.context_started_at, last=self._config.max_context_messages
+            turn.session_id, since=turn.context_since, last=window["max_messages"]
         )
         # The current question may already be stored (the write overlaps); it is added separately.
         history = context_from_records([r for r in records if r.turn_id != turn.turn_id])
-        await self._context.set_context(
-            turn.session.id, history, max_messages=self._config.max_context_messages, ttl=self._config.session_ttl
-        )
+        await self._context.set_context(turn.session_id, history, owner=turn.user_id, **window)
         return history
 
     async def _keep_lease(self, turn: AcceptedTurn) -> None:
@@ -277,7 +278,7 @@ class TurnRunner:
             asked = self._clock()
             try:
                 cancel = await self._leases.renew_lease(
-                    turn.turn_id, turn.session.id, owner=self._owner, lease_seconds=self._config.lease_seconds
+                    turn.turn_id, turn.session_id, owner=self._owner, lease_seconds=self._config.lease_seconds
                 )
             except Exception as exc:  # a blip in Redis must not kill the turn; the next renewal may work
                 log.warning("lease_renew_failed", turn_id=turn.turn_id, error=repr(exc))

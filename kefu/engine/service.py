@@ -121,29 +121,18 @@ class ChatService:
         """
         text = self.validate_message(message)
         now = datetime.now(UTC)
+        turn_id = new_id("t")
         if session_id is None:
             # The row is written by the runner while the answer starts (one less wait before the upstream call).
-            session = SessionRecord(new_id("s"), identity.user_id, now, now, now)
-            new_session = True
+            turn = AcceptedTurn(turn_id, new_id("s"), identity.user_id, text, False, new_session=True, created_at=now)
         else:
-            session = await self._open_session(identity, session_id, now, create_missing=create_missing)
-            new_session = False
-        turn_id = new_id("t")
-        meta = TurnMeta(turn_id=turn_id, session_id=session.id, user_id=identity.user_id, created_at=time.time())
+            turn = await self._accept(identity, session_id, turn_id, text, now, create_missing=create_missing)
+        meta = TurnMeta(turn_id=turn_id, session_id=turn.session_id, user_id=identity.user_id, created_at=time.time())
         # Lock, turn registration and its first event in one hot-state call (one Redis round trip).
-        first = encode(SessionEvent(session.id, turn_id))
+        first = encode(SessionEvent(turn.session_id, turn_id))
         holder = await self._turns.begin_turn(meta, [first], owner=self._owner, lease_seconds=self._lease)
         if holder is not None:
             raise Conflict(f"a turn is already running in this session ({holder}); wait for it or cancel it")
-        reset = now - session.last_active_at > self._session_ttl
-        turn = AcceptedTurn(
-            turn_id=turn_id,
-            session=session,
-            user_id=identity.user_id,
-            text=text,
-            reset_context=reset,
-            new_session=new_session,
-        )
         started = self._runner.start(turn)
         self._tasks.add(started.task)
         started.task.add_done_callback(self._tasks.discard)
@@ -156,8 +145,22 @@ class ChatService:
             except Exception:
                 self._runner.cancel_local(turn_id)
                 raise
-        log.debug("turn_started", turn_id=turn_id, session_id=session.id, user_id=identity.user_id, chars=len(text))
-        return TurnHandle(session.id, turn_id, identity.user_id, meta.created_at)
+        log.debug("turn_started", turn_id=turn_id, session_id=turn.session_id, user_id=identity.user_id)
+        return TurnHandle(turn.session_id, turn_id, identity.user_id, meta.created_at)
+
+    async def _accept(
+        self, identity: Identity, session_id: str, turn_id: str, text: str, now: datetime, *, create_missing: bool
+    ) -> AcceptedTurn:
+        """A turn in an existing session of the caller's (:class:`NotFound` for anyone else's)."""
+        window = await self._context.get_window(session_id) if _SESSION_ID.match(session_id) else None
+        if window is not None and window.owner == identity.user_id:
+            # Cached by an earlier turn of this owner and alive (it expires with the session TTL): no SQL read.
+            return AcceptedTurn(turn_id, session_id, identity.user_id, text, False, history=window.messages)
+        session = await self._open_session(identity, session_id, now, create_missing=create_missing)
+        reset = now - session.last_active_at > self._session_ttl
+        return AcceptedTurn(
+            turn_id, session.id, identity.user_id, text, reset, context_since=session.context_started_at
+        )
 
     async def _open_session(
         self, identity: Identity, session_id: str, now: datetime, *, create_missing: bool

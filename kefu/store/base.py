@@ -153,6 +153,14 @@ class ContextMessage:
     content: str
 
 
+@dataclass(frozen=True, slots=True)
+class ContextWindow:
+    """A cached context window and the user whose session it is (``""`` when it was cached without one)."""
+
+    owner: str
+    messages: list[ContextMessage]
+
+
 class TurnLog(Protocol):
     """Turn registration and the turn's event log. Every method is one round trip to the backing store.
 
@@ -222,6 +230,12 @@ class ContextCache(Protocol):
         """The cached context window, or None when nothing is cached (expired or never set)."""
         ...
 
+    async def get_window(self, session_id: str) -> ContextWindow | None:
+        """The cached context window with its owner. A window is cached only for a session active within its TTL
+        (the session TTL), by turns whose owner was checked: a window owned by the caller lets a turn start
+        without reading the session from SQL."""
+        ...
+
     async def push_context(
         self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int
     ) -> None:
@@ -233,9 +247,10 @@ class ContextCache(Protocol):
         ...
 
     async def set_context(
-        self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int
+        self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int, owner: str = ""
     ) -> None:
-        """Replace the cached context window (used after loading it from SQL); a ``ttl`` of 0 drops it."""
+        """Replace the cached context window of ``owner``'s session (used after loading it from SQL); a ``ttl`` of 0
+        drops it. :meth:`push_context` keeps the owner."""
         ...
 
     async def clear_session(self, session_id: str) -> None:

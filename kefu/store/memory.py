@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from kefu.store.base import ContextMessage, LogEntry, TurnMeta
+from kefu.store.base import ContextMessage, ContextWindow, LogEntry, TurnMeta
 
 
 class LocalTurnLog:
@@ -99,6 +99,7 @@ class _Expiring:
 class _Context:
     messages: list[ContextMessage]
     expires_at: float
+    owner: str = ""
 
 
 class MemoryHotState:
@@ -211,13 +212,17 @@ class MemoryHotState:
     # --- context cache ---
 
     async def get_context(self, session_id: str) -> list[ContextMessage] | None:
+        window = await self.get_window(session_id)
+        return None if window is None else window.messages
+
+    async def get_window(self, session_id: str) -> ContextWindow | None:
         context = self._contexts.get(session_id)
         if context is None:
             return None
         if context.expires_at <= self._clock():
             del self._contexts[session_id]
             return None
-        return list(context.messages)
+        return ContextWindow(context.owner, list(context.messages))
 
     async def push_context(
         self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int
@@ -233,11 +238,11 @@ class MemoryHotState:
         context.expires_at = now + ttl
 
     async def set_context(
-        self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int
+        self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int, owner: str = ""
     ) -> None:
         now = self._now_and_sweep()
         kept = list(messages)[-max_messages:] if max_messages > 0 else []
-        self._contexts[session_id] = _Context(kept, now + ttl)
+        self._contexts[session_id] = _Context(kept, now + ttl, owner)
 
     async def clear_session(self, session_id: str) -> None:
         self._contexts.pop(session_id, None)

@@ -7,7 +7,7 @@ Key layout (Redis Cluster safe: all keys a script or transaction touches share o
     {prefix}:turn:{<turn_id>}:lease    string owner, PX lease
     {prefix}:turn:{<turn_id>}:cancel   string, present once cancel was requested
     {prefix}:session:{<session_id>}:lock   string turn id, PX lease
-    {prefix}:session:{<session_id>}:ctx    list: a "" header, then orjson messages, oldest first
+    {prefix}:session:{<session_id>}:ctx    list: a header (the owner's user id), then orjson messages, oldest first
 
 Each method is one round trip. The process producing a turn also keeps a local mirror of its log, so
 readers in the same process (the usual case: the request that started the turn) are woken in memory
@@ -31,7 +31,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import NoScriptError
 from redis.typing import KeyT, StreamIdT
 
-from kefu.store.base import ContextMessage, LogEntry, TurnMeta
+from kefu.store.base import ContextMessage, ContextWindow, LogEntry, TurnMeta
 from kefu.store.memory import LocalTurnLog
 
 logger = logging.getLogger(__name__)
@@ -99,21 +99,21 @@ return 0
 """
 
 # KEYS ctx. ARGV max_messages, ttl_ms, messages... Only extends a window that is cached: appending to an
-# expired (or evicted) window would cache a partial history. Element 0 is a header so that an empty window
-# still exists; trimming turns the last dropped message into the new header.
+# expired (or evicted) window would cache a partial history. Element 0 is a header (the owner's user id) so that
+# an empty window still exists; trimming turns the last dropped message into the new header.
 _PUSH_CONTEXT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local head = redis.call('LINDEX', KEYS[1], 0)
+if not head then return 0 end
 if #ARGV > 2 then redis.call('RPUSH', KEYS[1], unpack(ARGV, 3)) end
 local excess = redis.call('LLEN', KEYS[1]) - 1 - tonumber(ARGV[1])
 if excess > 0 then
-  redis.call('LSET', KEYS[1], excess, '')
+  redis.call('LSET', KEYS[1], excess, head)
   redis.call('LTRIM', KEYS[1], excess, -1)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
-_CONTEXT_HEADER = b""
 # How long a blocking XREAD may overrun its BLOCK time before the reader gives up on the connection.
 _BLOCK_MARGIN = 5.0
 
@@ -395,6 +395,10 @@ class RedisHotState:
     # --- context cache ---
 
     async def get_context(self, session_id: str) -> list[ContextMessage] | None:
+        window = await self.get_window(session_id)
+        return None if window is None else window.messages
+
+    async def get_window(self, session_id: str) -> ContextWindow | None:
         items = await self._client.lrange(self._session_key(session_id, "ctx"), 0, -1)
         if not items:
             return None
@@ -402,7 +406,7 @@ class RedisHotState:
         for item in items[1:]:
             obj = orjson.loads(item)
             messages.append(ContextMessage(role=obj["role"], content=obj["content"]))
-        return messages
+        return ContextWindow(_text(items[0]), messages)
 
     async def push_context(
         self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int
@@ -413,13 +417,13 @@ class RedisHotState:
         await self._push_context(keys=[self._session_key(session_id, "ctx")], args=args)
 
     async def set_context(
-        self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int
+        self, session_id: str, messages: Sequence[ContextMessage], *, max_messages: int, ttl: int, owner: str = ""
     ) -> None:
         key = self._session_key(session_id, "ctx")
         kept = list(messages)[-max_messages:] if max_messages > 0 else []
         pipe = self._client.pipeline(transaction=True)
         pipe.delete(key)
-        pipe.rpush(key, _CONTEXT_HEADER, *(_dump(m) for m in kept))
+        pipe.rpush(key, owner.encode(), *(_dump(m) for m in kept))
         pipe.expire(key, ttl)
         await pipe.execute()
 

@@ -29,6 +29,7 @@ from kefu.store.migrate import upgrade_database_sync
 from kefu.store.sql import SqlTranscriptStore, create_engine_for
 from tests.engine.fakes import FakeClock, SpyStore, collect
 
+SESSION_TTL = 1800
 ALICE = Identity("alice", "user")
 BOB = Identity("bob", "user")
 
@@ -81,7 +82,7 @@ class Engine:
             metrics=metrics,
             provider_name=model.name if model else "none",
             config=TurnConfig(
-                max_context_messages=20, session_ttl=1800, coalesce_seconds=0.0, lease_seconds=lease_seconds
+                max_context_messages=20, session_ttl=SESSION_TTL, coalesce_seconds=0.0, lease_seconds=lease_seconds
             ),
             owner=owner,
             clock=self.clock,
@@ -93,7 +94,7 @@ class Engine:
             context=self.hot,
             runner=runner,
             max_message_chars=4000,
-            session_ttl=1800,
+            session_ttl=SESSION_TTL,
             lease_seconds=lease_seconds,
             owner=owner,
         )

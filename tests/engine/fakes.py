@@ -108,6 +108,11 @@ class SpyStore:
     on_user_message: Callable[[str], Awaitable[None]] | None = None  # runs (with the turn id) before the write
     on_answer: Callable[[str, str, MessageStatus], Awaitable[None]] | None = None  # (turn id, text, status), before
     answer_calls: list[tuple[str, str, MessageStatus]] = field(default_factory=list)
+    session_reads: int = 0
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        self.session_reads += 1
+        return await self.inner.get_session(session_id)
 
     async def create_session(self, session_id: str, user_id: str, now: datetime) -> SessionRecord:
         if self.create_delay:

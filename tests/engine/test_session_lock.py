@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from kefu.errors import Conflict, InvalidInput, MessageTooLong, NotFound
-from tests.engine.conftest import ALICE, BOB, Engine
+from tests.engine.conftest import ALICE, BOB, SESSION_TTL, Engine
 from tests.engine.fakes import FakeModel, eventually, texts
 
 
@@ -118,3 +118,35 @@ async def test_deleted_session_is_gone_for_its_owner(engine: Engine) -> None:
     with pytest.raises(NotFound):
         await a.chat.start_turn(ALICE, "again", handle.session_id)
     assert await engine.hot.get_context(handle.session_id) is None
+
+
+async def test_a_turn_in_an_active_session_starts_without_reading_the_session(engine: Engine) -> None:
+    model = FakeModel(["one"], ["two"], ["three"])
+    a = engine.replica(model)
+    first = await a.chat.start_turn(ALICE, "q1")
+    await engine.follow_all(a, first)
+    reads = engine.store.session_reads
+    second = await a.chat.start_turn(ALICE, "q2", first.session_id)
+    assert texts(await engine.follow_all(a, second)) == "two"
+    assert engine.store.session_reads == reads  # the cached window, owned by Alice, stood in for the SQL read
+    assert [(m.role, m.content) for m in model.requests[-1].messages if m.role != "system"] == [
+        ("user", "q1"),
+        ("assistant", "one"),
+        ("user", "q2"),
+    ]
+    with pytest.raises(NotFound):  # Alice's window is no pass for Bob
+        await a.chat.start_turn(BOB, "q", first.session_id)
+
+
+async def test_once_the_window_expires_the_session_is_read_from_sql_again(engine: Engine) -> None:
+    model = FakeModel(["one"], ["two"])
+    a = engine.replica(model)
+    first = await a.chat.start_turn(ALICE, "q1")
+    await engine.follow_all(a, first)
+    engine.clock.advance(SESSION_TTL + 1)  # the cached window (and nothing in SQL) has expired
+    reads = engine.store.session_reads
+    second = await a.chat.start_turn(ALICE, "q2", first.session_id)
+    assert texts(await engine.follow_all(a, second)) == "two"
+    assert engine.store.session_reads == reads + 1
+    # SQL says the session was active a moment ago (wall clock): the history is loaded, not reset.
+    assert [m.content for m in model.requests[-1].messages if m.role != "system"] == ["q1", "one", "q2"]

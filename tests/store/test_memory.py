@@ -281,6 +281,18 @@ async def test_context_set_get_push_and_trim(hot: HotState) -> None:
     assert await hot.get_context("s1") == []
 
 
+async def test_window_keeps_its_owner_through_pushes_and_trims(hot: HotState) -> None:
+    assert await hot.get_window("s1") is None
+    await hot.set_context("s1", [M("user", "q1")], max_messages=2, ttl=60, owner="alice")
+    await hot.push_context("s1", [M("assistant", "a1"), M("user", "q2"), M("assistant", "a2")], max_messages=2, ttl=60)
+    window = await hot.get_window("s1")
+    assert window is not None and window.owner == "alice"
+    assert window.messages == [M("user", "q2"), M("assistant", "a2")]
+    await hot.set_context("s1", [], max_messages=2, ttl=60)  # cached without an owner: no fast path for anyone
+    window = await hot.get_window("s1")
+    assert window is not None and (window.owner, window.messages) == ("", [])
+
+
 async def test_push_without_cached_window_caches_nothing(hot: HotState) -> None:
     await hot.push_context("s1", [M("user", "q"), M("assistant", "a")], max_messages=10, ttl=60)
     assert await hot.get_context("s1") is None
