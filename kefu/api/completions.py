@@ -21,7 +21,7 @@ from starlette.responses import Response
 from kefu.api.deps import LimitedIdentityDep, TurnApi, TurnApiDep
 from kefu.api.errors import error_response
 from kefu.api.sse import FinalFrame, data_frame, sse_response
-from kefu.engine.events import DeltaEvent, DoneEvent, ErrorEvent, TurnEvent, payload
+from kefu.engine.events import DeltaEvent, DoneEvent, ErrorEvent, TurnEvent
 from kefu.engine.service import derived_session_id
 from kefu.errors import InvalidInput, status_for_turn_error
 from kefu.store.base import TurnMeta
@@ -151,7 +151,7 @@ async def _stream_chunks(
                         "created": created,
                         "model": answered_by,
                         "choices": [],
-                        "usage": payload(event)["usage"],
+                        "usage": dict(event.usage),
                     }
                 ).decode()
                 frames.append(data_frame(usage))
@@ -200,6 +200,6 @@ async def _complete(
                         "finish_reason": event.finish_reason,
                     }
                 ],
-                "usage": payload(event)["usage"] or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "usage": dict(event.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}),
             }
             return JSONResponse(body, headers=headers)

@@ -85,11 +85,6 @@ EVENT_TYPES: tuple[type[TurnEvent], ...] = (SessionEvent, DeltaEvent, DoneEvent,
 TERMINAL_NAMES = frozenset({DoneEvent.name, ErrorEvent.name})
 
 
-def is_terminal(event: TurnEvent) -> bool:
-    """Whether ``event`` ends a turn (nothing can follow it)."""
-    return isinstance(event, DoneEvent | ErrorEvent)
-
-
 def _done_payload(event: DoneEvent) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "turn_id": event.turn_id,
@@ -126,8 +121,6 @@ def payload(event: TurnEvent) -> dict[str, Any]:
 
 def encode(event: TurnEvent) -> tuple[str, str]:
     """``(name, json)`` as stored in the turn log."""
-    if isinstance(event, DeltaEvent):  # the hot path: one per coalesced frame
-        return "delta", orjson.dumps({"text": event.text}).decode()
     return event.name, orjson.dumps(payload(event)).decode()
 
 

@@ -19,11 +19,9 @@ from kefu.llm.base import ToolCall, ToolSpec
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
 from kefu.store.flowstate import FlowStateStore
+from kefu.text.index import SHORT_QUERY_CHARS
 
 log = get_logger("kefu.flow")
-
-# Messages up to this long are routed on the event loop (jieba + BM25 over the trigger examples: ~0.25 ms).
-INLINE_ROUTE_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +75,7 @@ class FlowStep:
         """
         state = None if fresh_context else await self._states.get(turn.session_id)
         ctx = self._context(turn, text)
-        if len(text) <= INLINE_ROUTE_CHARS:
+        if len(text) <= SHORT_QUERY_CHARS:
             match = self._interpreter.route(text)  # a short message: cheaper than a thread hop (often memoised)
         else:
             match = await asyncio.to_thread(self._interpreter.route, text)  # jieba + BM25, off the loop

@@ -51,7 +51,8 @@ class AcceptedTurn:
     new_session: bool = False  # the session row is not written yet: the runner writes it while answering
     created_at: datetime | None = None  # a new session's creation time
     context_since: datetime | None = None  # where the history starts when it has to be loaded from SQL
-    history: list[ContextMessage] | None = None  # the cached context window, when the service read it already
+    # The cached context window the service read while accepting the turn; None: nothing was cached, load from SQL.
+    history: list[ContextMessage] | None = None
     accepted_at: float = field(default_factory=time.monotonic)
 
 
@@ -93,6 +94,8 @@ class TurnRunner:
         self._clock = clock
         self._answers: dict[str, asyncio.Task[Ending]] = {}
         self._renewed: dict[str, float] = {}  # when each running turn's lease was last known to be ours
+        # How the cached context window is kept (every set and push).
+        self._window = {"max_messages": config.max_context_messages, "ttl": config.session_ttl}
 
     def cancel_local(self, turn_id: str) -> bool:
         """Cancel a turn if it runs in this process; False if it does not (ask its owner via its lease)."""
@@ -224,16 +227,14 @@ class TurnRunner:
         text = writer.text
         # Stored before the terminal event, so a client that saw `done` finds the answer in the history.
         status = await store_answer(self._store, turn.session_id, turn.turn_id, text, ending)
-        if not writer.refused:
-            await self._turns.append(turn.turn_id, [encode(ending.terminal)], final=True)
+        await self._turns.append(turn.turn_id, [encode(ending.terminal)], final=True)
         remember = [ContextMessage("user", turn.text)]
         if text:
             remember.append(ContextMessage("assistant", text))
-        window = {"max_messages": self._config.max_context_messages, "ttl": self._config.session_ttl}
         if turn.reset_context:
-            await self._context.set_context(turn.session_id, remember, owner=turn.user_id, **window)
+            await self._context.set_context(turn.session_id, remember, owner=turn.user_id, **self._window)
         else:
-            await self._context.push_context(turn.session_id, remember, **window)
+            await self._context.push_context(turn.session_id, remember, **self._window)
         self._metrics.turns.labels(outcome=status, source=ending.source).inc()
         self._metrics.turn_duration.labels(outcome=status).observe(time.monotonic() - turn.accepted_at)
         log.info(
@@ -249,7 +250,6 @@ class TurnRunner:
         )
 
     async def _history(self, turn: AcceptedTurn) -> list[ContextMessage]:
-        window = {"max_messages": self._config.max_context_messages, "ttl": self._config.session_ttl}
         if turn.reset_context:
             return []
         if turn.history is not None:
@@ -257,17 +257,14 @@ class TurnRunner:
         if turn.new_session:
             # Nothing to load, and an empty cached window lets the end of the turn extend it instead of a reload
             # from SQL next time.
-            await self._context.set_context(turn.session_id, [], owner=turn.user_id, **window)
+            await self._context.set_context(turn.session_id, [], owner=turn.user_id, **self._window)
             return []
-        cached = await self._context.get_context(turn.session_id)
-        if cached is not None:
-            return cached
         records = await self._store.list_messages(
-            turn.session_id, since=turn.context_since, last=window["max_messages"]
+            turn.session_id, since=turn.context_since, last=self._config.max_context_messages
         )
         # The current question may already be stored (the write overlaps); it is added separately.
         history = context_from_records([r for r in records if r.turn_id != turn.turn_id])
-        await self._context.set_context(turn.session_id, history, owner=turn.user_id, **window)
+        await self._context.set_context(turn.session_id, history, owner=turn.user_id, **self._window)
         return history
 
     async def _keep_lease(self, turn: AcceptedTurn) -> None:

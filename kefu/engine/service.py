@@ -158,8 +158,16 @@ class ChatService:
             return AcceptedTurn(turn_id, session_id, identity.user_id, text, False, history=window.messages)
         session = await self._open_session(identity, session_id, now, create_missing=create_missing)
         reset = now - session.last_active_at > self._session_ttl
+        # A window cached without an owner is still this session's history; without one the runner loads it.
+        history = window.messages if window is not None and not reset else None
         return AcceptedTurn(
-            turn_id, session.id, identity.user_id, text, reset, context_since=session.context_started_at
+            turn_id,
+            session.id,
+            identity.user_id,
+            text,
+            reset,
+            context_since=session.context_started_at,
+            history=history,
         )
 
     async def _open_session(

@@ -29,14 +29,13 @@ from kefu.kb.knowledge import Confidence, KnowledgeHit, KnowledgeResult
 from kefu.kb.store import Changes, KbStore, Snapshot
 from kefu.obs.logging import get_logger
 from kefu.text.analyzer import Analyzer, warm
-from kefu.text.index import Index, Match, Weights
+from kefu.text.index import SHORT_QUERY_CHARS, Index, Match, Weights
 from kefu.text.lexicon import Lexicon
 
 log = get_logger("kefu.kb")
 QUERY_EMBED_TIMEOUT = 2.0
 RELATIVE_FLOOR = 0.5  # hits scoring under half the best one are not handed to the engine
-# Searched on the event loop when both hold (measured: well under a millisecond); otherwise in a thread.
-INLINE_QUERY_CHARS = 64
+# A short query over at most this many entries is searched on the event loop; otherwise in a thread.
 INLINE_MAX_ENTRIES = 2000
 
 
@@ -126,7 +125,7 @@ class KnowledgeBase:
         vector = await self._embed_query(query) if built.index.vectors is not None else None
         started = time.perf_counter()
         now = datetime.now(UTC)
-        if vector is None and len(query) <= INLINE_QUERY_CHARS and built.index.size <= INLINE_MAX_ENTRIES:
+        if vector is None and len(query) <= SHORT_QUERY_CHARS and built.index.size <= INLINE_MAX_ENTRIES:
             # A short question over a shop-sized FAQ costs less to search (or to find in the index's memo) than
             # the hop to a thread and back; long queries and big indexes stay off the event loop.
             matches = built.index.search(query, limit=limit, now=now)

@@ -326,6 +326,11 @@ def _sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
     return sync
 
 
+def _session_row(session_id: str, user_id: str, now: datetime) -> dict[str, Any]:
+    """The values of a new session's row."""
+    return {"id": session_id, "user_id": user_id, "created_at": now, "last_active_at": now, "context_started_at": now}
+
+
 def _user_row(session_id: str, turn_id: str, content: str, now: datetime) -> dict[str, Any]:
     """The values of a user message's row."""
     return {
@@ -420,13 +425,7 @@ class SqlTranscriptStore:
 
     async def create_session(self, session_id: str, user_id: str, now: datetime) -> SessionRecord:
         now = as_utc(now)
-        params = {
-            "id": session_id,
-            "user_id": user_id,
-            "created_at": now,
-            "last_active_at": now,
-            "context_started_at": now,
-        }
+        params = _session_row(session_id, user_id, now)
 
         def op(conn: Connection) -> SessionRecord | None:
             row = conn.execute(self._insert_session, params).mappings().one_or_none()
@@ -445,13 +444,7 @@ class SqlTranscriptStore:
         self, session_id: str, user_id: str, turn_id: str, content: str, now: datetime
     ) -> MessageRecord:
         now = as_utc(now)
-        session = {
-            "id": session_id,
-            "user_id": user_id,
-            "created_at": now,
-            "last_active_at": now,
-            "context_started_at": now,
-        }
+        session = _session_row(session_id, user_id, now)
         message = _user_row(session_id, turn_id, content, now)
 
         def op(conn: Connection) -> int | None:

@@ -170,6 +170,9 @@ def _idf(df: FloatArray, n: int) -> FloatArray:
     return result
 
 
+# A query up to this long costs less to search (or to find in the memo) than a hop to a thread and back, over an
+# index of shop size: callers search it on the event loop (measured: docs/benchmarks.md, section 10).
+SHORT_QUERY_CHARS = 64
 MEMO_SIZE = 4096  # remembered lexical query results per index (forgotten all at once when full)
 
 

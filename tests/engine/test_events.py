@@ -17,7 +17,6 @@ from kefu.engine.events import (
     TurnEvent,
     decode_event,
     encode,
-    is_terminal,
 )
 
 FULL_DONE = DoneEvent(
@@ -72,7 +71,6 @@ def test_done_json_is_the_public_contract() -> None:
 
 
 def test_only_done_and_error_end_a_turn() -> None:
-    assert [is_terminal(e) for e in EXAMPLES] == [False, False, True, True, True]
     assert [Logged(1, *encode(e)).final for e in EXAMPLES] == [False, False, True, True, True]
 
 
