@@ -166,20 +166,28 @@ class TurnRunner:
             # Server shutdown: keep what was said, marked as interrupted.
             answer.cancel()
             ending = Ending("interrupted", ErrorEvent("shutdown", "the server is shutting down", retryable=True))
+        released = False
         try:
             await writer.close()
             await user_write
             await self._finish(turn, writer, ending)
+            released = True
         except Exception as exc:  # a store failure must still end the log, or readers would wait for ever
             log.error("turn_finish_failed", turn_id=turn.turn_id, error=repr(exc))
             failed = ErrorEvent("internal_error", "could not save the answer", retryable=True)
+            await self._release(turn)
+            released = True
             await self._turns.append(turn.turn_id, [encode(failed)], final=True)
         finally:
             self._answers.pop(turn.turn_id, None)
             self._renewed.pop(turn.turn_id, None)
             lease.cancel()
-            await self._leases.release_session(turn.session_id, turn.turn_id)
+            if not released:
+                await self._release(turn)
             self._metrics.active_turns.dec()
+
+    async def _release(self, turn: AcceptedTurn) -> None:
+        await self._leases.release_session(turn.session_id, turn.turn_id)
 
     async def _store_question(self, turn: AcceptedTurn, row: asyncio.Task[MessageRecord] | None) -> None:
         if row is not None:
@@ -223,11 +231,13 @@ class TurnRunner:
         if await self._closed_elsewhere(turn, writer):
             log.warning("turn_closed_elsewhere", turn_id=turn.turn_id, session_id=turn.session_id)
             self._metrics.turns.labels(outcome="lost", source=ending.source).inc()
+            await self._release(turn)
             return
         text = writer.text
-        # Stored before the terminal event, so a client that saw `done` finds the answer in the history.
+        # The answer is stored, the context window extended and the session released before the terminal event:
+        # a shopper who saw `done` may send the next message at once, to any replica, and that turn must find
+        # the session free and this exchange in its history.
         status = await store_answer(self._store, turn.session_id, turn.turn_id, text, ending)
-        await self._turns.append(turn.turn_id, [encode(ending.terminal)], final=True)
         remember = [ContextMessage("user", turn.text)]
         if text:
             remember.append(ContextMessage("assistant", text))
@@ -235,6 +245,8 @@ class TurnRunner:
             await self._context.set_context(turn.session_id, remember, owner=turn.user_id, **self._window)
         else:
             await self._context.push_context(turn.session_id, remember, **self._window)
+        await self._release(turn)
+        await self._turns.append(turn.turn_id, [encode(ending.terminal)], final=True)
         self._metrics.turns.labels(outcome=status, source=ending.source).inc()
         self._metrics.turn_duration.labels(outcome=status).observe(time.monotonic() - turn.accepted_at)
         log.info(

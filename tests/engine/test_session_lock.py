@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -150,3 +151,39 @@ async def test_once_the_window_expires_the_session_is_read_from_sql_again(engine
     assert engine.store.session_reads == reads + 1
     # SQL says the session was active a moment ago (wall clock): the history is loaded, not reset.
     assert [m.content for m in model.requests[-1].messages if m.role != "system"] == ["q1", "one", "q2"]
+
+
+async def test_a_turn_whose_done_was_seen_has_released_its_session_and_updated_its_context(engine: Engine) -> None:
+    # A shopper who reads `done` from one replica may send the next message to another at once (CI caught the
+    # lock still held then). Slow Redis-like writes make the window wide enough to hit every time.
+    hot = engine.hot
+    release, push = hot.release_session, hot.push_context
+
+    async def slow_release(session_id: str, turn_id: str) -> None:
+        await asyncio.sleep(0.05)
+        await release(session_id, turn_id)
+
+    async def slow_push(*args: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(0.05)
+        await push(*args, **kwargs)
+
+    hot.release_session = slow_release  # type: ignore[method-assign]
+    hot.push_context = slow_push  # type: ignore[method-assign]
+    a = engine.replica(FakeModel(["first answer"]))
+    b_model = FakeModel(["second answer"])
+    b = engine.replica(b_model)
+    first = await a.chat.start_turn(ALICE, "one")
+    await engine.follow_all(a, first)
+    second = await a.chat.start_turn(ALICE, "two", first.session_id)  # the new session's lock is released too
+    await engine.follow_all(a, second)
+
+    third = await b.chat.start_turn(ALICE, "three", first.session_id)  # no Conflict
+    assert texts(await engine.follow_all(b, third)) == "second answer"
+    seen = [(m.role, m.content) for m in b_model.requests[0].messages if m.role != "system"]
+    assert seen == [
+        ("user", "one"),
+        ("assistant", "first answer"),
+        ("user", "two"),
+        ("assistant", "first answer"),
+        ("user", "three"),
+    ]
