@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from kefu import __version__
-from kefu.api import admin_bot, admin_kb, chat, completions, demo, health, sessions, web
-from kefu.api.deps import BotAdmin, Readiness, Services, TurnApi
+from kefu.api import admin_bot, admin_kb, chat, completions, demo, desk, handoff, health, sessions, web
+from kefu.api.deps import BotAdmin, PeopleApi, Readiness, Services, TurnApi
 from kefu.api.errors import install_error_handlers
 from kefu.config import Settings
 from kefu.demo.shop import MOUNT_PATH as SHOP_MOUNT_PATH
@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         chat.router,
         sessions.router,
+        handoff.router,
+        desk.router,
         completions.router,
         health.router,
         web.router,
@@ -93,7 +95,14 @@ def services_of(runtime: Runtime) -> Services:
             render_metrics=runtime.metrics.render,
         ),
         knowledge=lambda: runtime.knowledge,
-        bot_admin=BotAdmin(reload=runtime.reload_bot, handoffs=runtime.flow_states.handoffs),
+        bot_admin=BotAdmin(reload=runtime.reload_bot, handoffs=runtime.desk.handoffs),
+        people=PeopleApi(
+            chat=runtime.chat,
+            desk=runtime.desk,
+            accounts=runtime.accounts,
+            deliveries=lambda limit: runtime.webhooks.deliveries(limit),
+            heartbeat=settings.sse_heartbeat,
+        ),
     )
 
 

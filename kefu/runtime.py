@@ -17,10 +17,16 @@ from kefu.bot.loader import Bot, load_bot
 from kefu.config import Settings
 from kefu.engine.answering import Answerer
 from kefu.engine.flow_step import FlowStep
+from kefu.engine.people import People
 from kefu.engine.runner import TurnConfig, TurnRunner
 from kefu.engine.service import ChatService
 from kefu.engine.sharing import SharedAnswers
 from kefu.errors import ConfigError
+from kefu.handoff.accounts import AgentAccounts
+from kefu.handoff.config import HandoffConfig
+from kefu.handoff.feed import FeedHub, MemoryFeedHub, MemoryPresence, RedisFeedHub, RedisPresence
+from kefu.handoff.service import Desk, Presence
+from kefu.handoff.webhooks import Webhooks, WebhookTarget
 from kefu.identity import Authenticator
 from kefu.kb import KnowledgeBase, open_knowledge_base
 from kefu.kb.knowledge import Knowledge
@@ -31,6 +37,7 @@ from kefu.obs.metrics import Metrics
 from kefu.ratelimit import RateLimiter
 from kefu.store.base import HotState, TranscriptStore
 from kefu.store.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
+from kefu.store.desk import DeskStore
 from kefu.store.factory import build_hot_state, build_transcript_store
 from kefu.store.flowstate import FlowStates
 from kefu.store.migrate import upgrade_database
@@ -57,9 +64,14 @@ class Runtime:
     bot: Bot
     flow_states: FlowStates
     answerer: Answerer
+    desk: Desk
+    accounts: AgentAccounts
+    webhooks: Webhooks
+    hub: FeedHub
     redis: Redis | None = None
     tool_mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
     _retired: list[Bot] = field(default_factory=list)
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def reload_bot(self) -> Bot:
         """Load the bot directory again and switch to it; running turns finish with the old one.
@@ -76,12 +88,18 @@ class Runtime:
             flow_step=flow_step_for(bot, self.flow_states, self.knowledge, self.metrics),
             content_version=bot.fingerprint,
         )
+        self.desk.use_config(bot.handoff)
+        self.webhooks.use_targets(webhook_targets(bot.handoff))
         log.info("bot_reloaded", directory=str(bot.directory), fingerprint=bot.fingerprint, flows=len(bot.flows))
         return bot
 
     async def aclose(self) -> None:
         """Stop turns (keeping partial answers) and close every pool."""
         await self.chat.shutdown(self.settings.shutdown_grace)
+        for task in self._background:
+            task.cancel()
+        await self.webhooks.stop()
+        await self.hub.aclose()
         for bot in (self.bot, *self._retired):
             await bot.aclose()
         await self.flow_states.aclose()
@@ -93,6 +111,30 @@ class Runtime:
             await self.knowledge.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+def webhook_targets(config: HandoffConfig) -> list[WebhookTarget]:
+    """The bot's webhook targets, with their secrets read from the environment."""
+    return [
+        WebhookTarget(
+            name=spec.name,
+            url=spec.url,
+            events=frozenset(spec.events),
+            secret=os.environ.get(spec.secret_env) if spec.secret_env else None,
+            format=spec.format,
+        )
+        for spec in config.webhooks
+    ]
+
+
+async def _expire_queue(desk: Desk, every: float) -> None:
+    # Every replica runs this; each return to the bot is a compare-and-set, so only one replica makes it.
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await desk.expire_queue()
+        except Exception as exc:
+            log.warning("queue_expiry_failed", error=repr(exc))
 
 
 def flow_step_for(bot: Bot, states: FlowStates, knowledge: Knowledge, metrics: Metrics) -> FlowStep | None:
@@ -169,9 +211,28 @@ async def build_runtime(
         else None
     )
     bot = await asyncio.to_thread(open_bot, settings, metrics, tool_mounts)  # jieba: off the loop
-    flow_states = FlowStates(
-        create_engine_for(settings.database_url), redis=redis, prefix=settings.redis_prefix, ttl=settings.session_ttl
+    aux_engine = create_engine_for(settings.database_url)  # flow state, handoffs, agents, webhooks
+    flow_states = FlowStates(aux_engine, redis=redis, prefix=settings.redis_prefix, ttl=settings.session_ttl)
+    hub: FeedHub = RedisFeedHub(redis, settings.redis_prefix) if redis else MemoryFeedHub()
+    presence: Presence = RedisPresence(redis, settings.redis_prefix) if redis else MemoryPresence()
+    accounts = AgentAccounts(aux_engine)
+    webhooks = Webhooks(aux_engine, metrics=metrics)
+    webhooks.use_targets(webhook_targets(bot.handoff))
+
+    async def agent_name(agent_id: str) -> str | None:
+        agent = await accounts.get(agent_id)
+        return agent.display_name if agent else None
+
+    desk = Desk(
+        DeskStore(aux_engine),
+        hub,
+        config=bot.handoff,
+        metrics=metrics,
+        presence=presence,
+        notifier=webhooks,
+        agent_name=agent_name,
     )
+    people = People(desk)
     flow_step = flow_step_for(bot, flow_states, knowledge, metrics)
     shared = None
     if settings.answer_cache_ttl > 0:
@@ -187,6 +248,7 @@ async def build_runtime(
         shared=shared,
         content_version=bot.fingerprint,
         flow_step=flow_step,
+        people=people,
     )
     runner = TurnRunner(
         store=store,
@@ -215,7 +277,10 @@ async def build_runtime(
         lease_seconds=settings.turn_lease_seconds,
         owner=owner,
         on_session_deleted=flow_states.clear,
+        people=people,
     )
+    webhooks.start()
+    background = [asyncio.create_task(_expire_queue(desk, 15.0), name="handoff-queue-expiry")]
     return Runtime(
         settings=settings,
         store=store,
@@ -230,6 +295,11 @@ async def build_runtime(
         bot=bot,
         flow_states=flow_states,
         answerer=answerer,
+        desk=desk,
+        accounts=accounts,
+        webhooks=webhooks,
+        hub=hub,
         redis=redis,
         tool_mounts=tool_mounts,
+        _background=background,
     )

@@ -18,11 +18,15 @@ from prometheus_client import Gauge
 
 from kefu.bot.loader import Bot
 from kefu.engine.service import ChatService
+from kefu.errors import AuthError, Forbidden
+from kefu.handoff.accounts import Agent, AgentAccounts
+from kefu.handoff.service import Desk
+from kefu.handoff.webhooks import DeliveryRecord
 from kefu.identity import Authenticator, Identity
 from kefu.kb.knowledge import Knowledge
 from kefu.llm.base import ChatModel
 from kefu.ratelimit import RateLimiter
-from kefu.store.flowstate import HandoffRecord
+from kefu.store.desk import HandoffRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,17 @@ class BotAdmin:
 
 
 @dataclass(frozen=True, slots=True)
+class PeopleApi:
+    """What the handoff (shopper) and desk (agent) endpoints use."""
+
+    chat: ChatService
+    desk: Desk
+    accounts: AgentAccounts
+    deliveries: Callable[[int], Awaitable[list[DeliveryRecord]]]
+    heartbeat: float
+
+
+@dataclass(frozen=True, slots=True)
 class Services:
     """Everything the HTTP layer reads from the process, grouped by the endpoints that use it."""
 
@@ -63,6 +78,7 @@ class Services:
     readiness: Readiness
     knowledge: Callable[[], Knowledge]  # the current knowledge base (read per request: it may be replaced)
     bot_admin: BotAdmin
+    people: PeopleApi
 
 
 def services(request: Request) -> Services:
@@ -101,6 +117,43 @@ async def get_bot_admin(request: Request) -> BotAdmin:
 
 
 BotAdminDep = Annotated[BotAdmin, Depends(get_bot_admin)]
+
+
+async def get_people(request: Request) -> PeopleApi:
+    """The handoff and desk endpoints' slice of the process."""
+    return services(request).people
+
+
+PeopleApiDep = Annotated[PeopleApi, Depends(get_people)]
+
+DESK_COOKIE = "kefu_desk"
+DESK_TOKEN_PREFIX = "kd_"
+
+
+def desk_token(request: Request) -> str:
+    """The desk login token of the request: ``Authorization: Bearer kd_…`` or the ``kefu_desk`` cookie.
+
+    Any other bearer credential (a shopper's token, a server API key) is :class:`Forbidden`: the desk is for
+    agents only. No credential at all is :class:`AuthError`."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and token.startswith(DESK_TOKEN_PREFIX):
+            return token
+        raise Forbidden("the desk needs an agent login (POST /desk/api/login); this credential is not one")
+    cookie = request.cookies.get(DESK_COOKIE)
+    if cookie and cookie.startswith(DESK_TOKEN_PREFIX):
+        return cookie
+    raise AuthError("log in to the desk first (POST /desk/api/login)")
+
+
+async def get_agent(request: Request) -> Agent:
+    """The agent calling a desk endpoint."""
+    return await services(request).people.accounts.authenticate(desk_token(request))
+
+
+AgentDep = Annotated[Agent, Depends(get_agent)]
 
 
 async def get_auth(request: Request) -> Authenticator:

@@ -7,6 +7,7 @@ Layout::
 
     <bot>/system_prompt.md   persona and rules for the model
     <bot>/texts.yaml         canned texts (``apology``, ``suggest_intro``), optional
+    <bot>/handoff.yaml       people in the loop: hours, queue, notices, canned replies, webhooks (docs/handoff.md)
     <bot>/tools/*.yaml       business tools (docs/tools.md)
     <bot>/flows/*.yaml       task flows (docs/flows.md)
     <bot>/kb/…               knowledge base (docs/kb.md)
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,7 @@ from kefu.bot.texts import CannedTexts
 from kefu.content.problems import LoadReport, Problems
 from kefu.flows.interpreter import FlowInterpreter
 from kefu.flows.spec import FlowSet, load_flows
+from kefu.handoff.config import HandoffConfig, load_handoff_config
 from kefu.kb.botdir import kb_dir, load_bot_content
 from kefu.obs.metrics import Metrics
 from kefu.text.lexicon import load_lexicon
@@ -46,6 +48,7 @@ class Bot:
     flows: FlowSet
     interpreter: FlowInterpreter
     fingerprint: str
+    handoff: HandoffConfig = field(default_factory=HandoffConfig)
 
     async def aclose(self) -> None:
         """Close the tools' HTTP client."""
@@ -113,6 +116,7 @@ def load_bot(
         problems.error(bot_dir, "bot directory does not exist (KEFU_BOT_DIR)")
         return None, problems
     texts = _texts(bot_dir / "texts.yaml", problems)
+    handoff = load_handoff_config(bot_dir / "handoff.yaml", problems)
     tools = ToolRegistry.load(bot_dir, problems, env=env, allow_hosts=allow_hosts, metrics=metrics, mounts=mounts)
     lexicon = load_lexicon(kb_dir(bot_dir), LoadReport())
     flows = load_flows(bot_dir, problems, tools.risks(), lexicon=lexicon)
@@ -129,5 +133,6 @@ def load_bot(
         flows=flows,
         interpreter=interpreter,
         fingerprint=fingerprint(bot_dir),
+        handoff=handoff,
     )
     return (None if problems.errors else bot), problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kefu.cli import bot, chat, db, kb, mock, serve, test, token
+from kefu.cli import agent, bot, chat, db, kb, mock, serve, test, token
 
 app = typer.Typer(
     name="kefu",
@@ -21,6 +21,7 @@ app.command("test")(test.test)
 app.add_typer(db.app, name="db")
 app.add_typer(kb.app, name="kb")
 app.add_typer(bot.app, name="bot")
+app.add_typer(agent.app, name="agent")
 
 
 def main() -> None:

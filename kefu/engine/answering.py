@@ -10,11 +10,14 @@ After the first token, a broken upstream is an error: the answer is not silently
 
 from __future__ import annotations
 
+import json
+
 from kefu.bot.texts import CannedTexts
 from kefu.engine.ending import Ending
 from kefu.engine.events import DoneEvent, FlowStatus, SourceRef
 from kefu.engine.flow_step import FlowAnswer, FlowStep, TurnRef
 from kefu.engine.history import build_messages
+from kefu.engine.people import REQUEST_HUMAN, People, handed_over, request_human_spec
 from kefu.engine.sharing import SharedAnswers
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import UpstreamError, UpstreamNotConfigured
@@ -47,7 +50,9 @@ class Answerer:
         shared: SharedAnswers | None = None,
         content_version: str = "",
         flow_step: FlowStep | None = None,
+        people: People | None = None,
     ) -> None:
+        self._people = people
         self._model = model
         self._knowledge = knowledge
         self._metrics = metrics
@@ -67,6 +72,11 @@ class Answerer:
         self._version = f"{content_version}|{model.name if model else ''}|{model.model if model else ''}"
 
     @property
+    def people(self) -> People | None:
+        """The people step (None: no handoffs to people in this process)."""
+        return self._people
+
+    @property
     def flow_step(self) -> FlowStep | None:
         """The flow router in use (None for a bot without flows)."""
         return self._flow_step
@@ -75,11 +85,13 @@ class Answerer:
         """Answer ``text``; raises only for errors that should end the turn with an ``error`` event."""
         flow_step = self._flow_step
         turn_id = turn.turn_id
+        people = self._people
+        if people is not None and people.frustrated(text):
+            return await self._hand_over(turn, text, history, writer, reason_code="frustration", reason=text)
         if flow_step is not None:
             flow_answer = await flow_step.continue_or_route(turn, text, fresh_context=not history)
             if flow_answer is not None:
-                writer.write(flow_answer.text)
-                return self._flow_done(turn_id, flow_answer, model=None)
+                return await self._flow_done(turn, text, history, flow_answer, writer, model=None)
         found = await self._knowledge.search(text) if self._knowledge.available else KnowledgeResult()
         direct = found.direct
         if direct is not None:
@@ -90,7 +102,7 @@ class Answerer:
                 raise UpstreamNotConfigured(
                     "no model is configured: set KEFU_LLM_API_KEY (and KEFU_LLM_BASE_URL / KEFU_LLM_MODEL)"
                 )
-            return self._degraded(turn_id, found, writer)
+            return await self._degraded(turn, text, history, found, writer)
         try:
             return await self._from_model(turn, text, history, found, writer, flow_step)
         except UpstreamError as exc:
@@ -98,7 +110,7 @@ class Answerer:
                 raise  # the user already saw part of this answer: never swap in another one
             self._metrics.upstream_errors.labels(provider=self._model.name, code=exc.code).inc()
             log.warning("answer_degraded", turn_id=turn_id, code=exc.code, error=exc.message)
-            return self._degraded(turn_id, found, writer)
+            return await self._degraded(turn, text, history, found, writer)
 
     async def _from_model(
         self,
@@ -117,6 +129,8 @@ class Answerer:
             system += GROUNDING + "\n".join(f"[{i + 1}] {h.title}\n{h.text}" for i, h in enumerate(passages))
         messages = build_messages(system, history, text, token_budget=self._token_budget)
         functions = tuple(flow_step.functions()) if flow_step is not None else ()
+        if self._people is not None:
+            functions += (request_human_spec(),)
         request = ChatRequest(messages=messages, user=turn.user_id, tools=functions)
         source = "kb" if passages else "llm"
         refs = tuple(SourceRef(h.id, h.title) for h in passages)
@@ -145,15 +159,21 @@ class Answerer:
         assert finish is not None  # ChatModel guarantees a Finish or an exception
         model_name = finish.model or self._model.model
         if finish.tool_calls:
+            asked = next((c for c in finish.tool_calls if c.name == REQUEST_HUMAN), None)
+            if asked is not None and self._people is not None:
+                reason = _reason_argument(asked.arguments) or text
+                return await self._hand_over(
+                    turn, text, history, writer, reason_code="model", reason=reason, model=model_name, usage=usage
+                )
             flow_answer = (
                 await flow_step.start_from_model(turn, text, finish.tool_calls) if flow_step is not None else None
             )
             if flow_answer is not None:
-                writer.write(("\n\n" if writer.text_parts else "") + flow_answer.text)
-                return self._flow_done(turn_id, flow_answer, model=model_name, usage=usage)
+                if writer.text_parts:
+                    writer.write("\n\n")
+                return await self._flow_done(turn, text, history, flow_answer, writer, model=model_name, usage=usage)
             if not writer.text_parts:  # a call to nothing we know, and no text: say so instead of nothing
-                writer.write(self._texts.apology)
-                return self._done(turn_id, "fallback", handoff_offered=True, model=model_name)
+                return await self._apology(turn, text, history, writer, model=model_name)
         done = DoneEvent(
             turn_id,
             finish_reason=finish.reason,
@@ -181,8 +201,16 @@ class Answerer:
                 finish = event
         return usage, finish, chunks
 
-    def _degraded(self, turn_id: str, found: KnowledgeResult, writer: DeltaWriter) -> Ending:
+    async def _degraded(
+        self,
+        turn: TurnRef,
+        text: str,
+        history: list[ContextMessage],
+        found: KnowledgeResult,
+        writer: DeltaWriter,
+    ) -> Ending:
         """No model can answer: the best the knowledge base has, else an apology that offers a human."""
+        turn_id = turn.turn_id
         if found.direct is not None:
             hit = found.direct
             writer.write(hit.text)
@@ -191,18 +219,91 @@ class Answerer:
             suggestions = list(found.suggestions[:3])
             writer.write(self._texts.suggest_intro + "\n".join(f"- {q}" for q in suggestions))
             return self._done(turn_id, "fallback", suggestions=tuple(suggestions))
-        writer.write(self._texts.apology)
-        return self._done(turn_id, "fallback", handoff_offered=True)
+        return await self._apology(turn, text, history, writer)
 
-    def _flow_done(self, turn_id: str, reply: FlowAnswer, *, model: str | None, usage: Usage | None = None) -> Ending:
+    async def _apology(
+        self,
+        turn: TurnRef,
+        text: str,
+        history: list[ContextMessage],
+        writer: DeltaWriter,
+        *,
+        model: str | None = None,
+    ) -> Ending:
+        """The bot cannot help: an apology that offers a person, or, after too many in a row, the person."""
+        people = self._people
+        if people is not None and people.failed_before(history, self._texts):
+            return await self._hand_over(turn, text, history, writer, reason_code="repeated_failure", reason=text)
+        writer.write(self._texts.apology)
+        return self._done(turn.turn_id, "fallback", handoff_offered=True, model=model)
+
+    async def _hand_over(
+        self,
+        turn: TurnRef,
+        text: str,
+        history: list[ContextMessage],
+        writer: DeltaWriter,
+        *,
+        reason_code: str,
+        reason: str,
+        model: str | None = None,
+        usage: Usage | None = None,
+    ) -> Ending:
+        """Queue the conversation for a person and tell the shopper where they stand."""
+        assert self._people is not None
+        if turn.session_row is not None:
+            await turn.session_row  # the handoff references the session's row
+        ticket = await self._people.hand_over(
+            session_id=turn.session_id,
+            turn_id=turn.turn_id,
+            reason_code=reason_code,
+            reason=reason,
+            history=history,
+            text=text,
+        )
+        writer.write(("\n\n" if writer.text_parts else "") + ticket.notice)
+        done, event = handed_over(
+            turn.turn_id, ticket, source="human", model=model, usage=usage.as_dict() if usage else None
+        )
+        return Ending("complete", done, source="human", model=model, usage=usage, before=(event,))
+
+    async def _flow_done(
+        self,
+        turn: TurnRef,
+        text: str,
+        history: list[ContextMessage],
+        reply: FlowAnswer,
+        writer: DeltaWriter,
+        *,
+        model: str | None,
+        usage: Usage | None = None,
+    ) -> Ending:
+        writer.write(reply.text)
+        flow = FlowStatus(reply.flow, reply.status)
+        if reply.handoff is not None and self._people is not None:
+            ticket = await self._people.hand_over(
+                session_id=turn.session_id,
+                turn_id=turn.turn_id,
+                reason_code="shopper_asked" if reply.handoff.reason == "user_request" else "flow",
+                reason=reply.handoff.reason,
+                history=history,
+                text=text,
+                flow=reply.flow,
+                slots=reply.handoff.slots,
+            )
+            if ticket.offline:
+                writer.write("\n" + ticket.notice)  # the flow's wording cannot know nobody is there right now
+            done, event = handed_over(
+                turn.turn_id, ticket, source="flow", flow=flow, model=model, usage=usage.as_dict() if usage else None
+            )
+            return Ending("complete", done, source="flow", model=model, usage=usage, before=(event,))
         done = DoneEvent(
-            turn_id,
+            turn.turn_id,
             finish_reason="stop",
             source="flow",
             model=model,
             usage=usage.as_dict() if usage else None,
-            flow=FlowStatus(reply.flow, reply.status),
-            handoff_id=reply.handoff_id,
+            flow=flow,
             handoff_offered=reply.handoff_offered,
         )
         return Ending("complete", done, source="flow", model=model, usage=usage)
@@ -233,3 +334,12 @@ class Answerer:
 
 def _refs(pairs: tuple[tuple[str, str], ...]) -> tuple[SourceRef, ...]:
     return tuple(SourceRef(i, t) for i, t in pairs)
+
+
+def _reason_argument(arguments: str) -> str | None:
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        return None
+    reason = parsed.get("reason") if isinstance(parsed, dict) else None
+    return reason.strip()[:500] if isinstance(reason, str) and reason.strip() else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kefu.engine.events import DeltaEvent, ErrorEvent, TerminalEvent, decode_event, encode
+from kefu.engine.events import DeltaEvent, ErrorEvent, HandoffEvent, TerminalEvent, decode_event, encode
 from kefu.llm.base import Usage
 from kefu.obs.logging import get_logger
 from kefu.store.base import ContextCache, MessageStatus, TranscriptStore, TurnLeases, TurnLog, TurnMeta
@@ -28,6 +28,12 @@ class Ending:
     source: str = "llm"
     model: str | None = None
     usage: Usage | None = None
+    before: tuple[HandoffEvent, ...] = ()  # events logged just before the terminal one
+
+    @property
+    def hands_over(self) -> bool:
+        """Whether a person owns the conversation after this turn (the bot's context window is then dropped)."""
+        return any(e.state in ("queued", "agent") for e in self.before)
 
 
 def honest_status(text: str, ending: Ending) -> MessageStatus:

@@ -65,6 +65,21 @@ class DoneEvent:
     flow: FlowStatus | None = None
     handoff_id: str | None = None
     handoff_offered: bool = False
+    handoff_state: str | None = None  # queued | agent | bot | closed, when the turn started or met a handoff
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffEvent:
+    """Who answers the shopper now: sent before ``done`` when a turn started a handoff or was relayed to a person
+    (the same payload as the conversation feed's ``handoff`` event)."""
+
+    name: ClassVar[str] = "handoff"
+    id: str
+    state: str  # queued | agent | bot | closed
+    reason: str
+    position: int | None = None
+    offline: bool = False
+    agent: str | None = None  # the agent's display name
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +92,11 @@ class ErrorEvent:
     retryable: bool
 
 
-TurnEvent: TypeAlias = SessionEvent | DeltaEvent | DoneEvent | ErrorEvent
+TurnEvent: TypeAlias = SessionEvent | DeltaEvent | HandoffEvent | DoneEvent | ErrorEvent
 TerminalEvent: TypeAlias = DoneEvent | ErrorEvent
 
 # The one list of event types.
-EVENT_TYPES: tuple[type[TurnEvent], ...] = (SessionEvent, DeltaEvent, DoneEvent, ErrorEvent)
+EVENT_TYPES: tuple[type[TurnEvent], ...] = (SessionEvent, DeltaEvent, HandoffEvent, DoneEvent, ErrorEvent)
 TERMINAL_NAMES = frozenset({DoneEvent.name, ErrorEvent.name})
 
 
@@ -103,6 +118,8 @@ def _done_payload(event: DoneEvent) -> dict[str, Any]:
         payload["flow"] = {"name": event.flow.name, "status": event.flow.status}
     if event.handoff_id is not None:
         payload["handoff"] = {"id": event.handoff_id}
+        if event.handoff_state is not None:
+            payload["handoff"]["state"] = event.handoff_state
     if event.handoff_offered:
         payload["handoff_offered"] = True
     return payload
@@ -116,7 +133,21 @@ def payload(event: TurnEvent) -> dict[str, Any]:
         return _done_payload(event)
     if isinstance(event, ErrorEvent):
         return {"code": event.code, "message": event.message, "retryable": event.retryable}
+    if isinstance(event, HandoffEvent):
+        return handoff_payload(event)
     return {"session_id": event.session_id, "turn_id": event.turn_id}
+
+
+def handoff_payload(event: HandoffEvent) -> dict[str, Any]:
+    """The ``handoff`` event's JSON object (in a turn and in the conversation feed alike)."""
+    return {
+        "id": event.id,
+        "state": event.state,
+        "reason": event.reason,
+        "position": event.position,
+        "offline": event.offline,
+        "agent": {"name": event.agent} if event.agent is not None else None,
+    }
 
 
 def encode(event: TurnEvent) -> tuple[str, str]:
@@ -139,6 +170,7 @@ def _decode_done(data: dict[str, Any]) -> DoneEvent:
         flow=FlowStatus(flow["name"], flow["status"]) if flow else None,
         handoff_id=handoff["id"] if handoff else None,
         handoff_offered=bool(data.get("handoff_offered")),
+        handoff_state=handoff.get("state") if handoff else None,
     )
 
 
@@ -153,6 +185,16 @@ def decode_event(name: str, data: str) -> TurnEvent:
         return ErrorEvent(obj["code"], obj["message"], bool(obj["retryable"]))
     if name == "session":
         return SessionEvent(obj["session_id"], obj["turn_id"])
+    if name == "handoff":
+        agent = obj.get("agent")
+        return HandoffEvent(
+            obj["id"],
+            obj["state"],
+            obj["reason"],
+            obj.get("position"),
+            bool(obj.get("offline")),
+            agent["name"] if agent else None,
+        )
     raise ValueError(f"unknown turn event {name!r}")
 
 

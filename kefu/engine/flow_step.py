@@ -2,7 +2,8 @@
 
 Flow state is read at the start of the turn and written back before the answer is stored, so a restart or
 another replica continues at the same step. The flow interpreter itself is pure (``kefu.flows``); this module only
-wires it to the session's storage, the knowledge base (for digressions) and the handoff record.
+wires it to the session's storage and the knowledge base (for digressions); a flow's request for a person is
+handed to the people step (:mod:`kefu.engine.people`).
 """
 
 from __future__ import annotations
@@ -37,13 +38,21 @@ class TurnRef:
 
 
 @dataclass(frozen=True, slots=True)
+class HandoffAsk:
+    """A flow that ended by asking for a person: why, and the slots it had collected."""
+
+    reason: str
+    slots: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class FlowAnswer:
     """A flow's answer to the turn and what the ``done`` event says about it."""
 
     text: str
     flow: str
     status: str  # "running" or the outcome: completed, cancelled, handoff, failed
-    handoff_id: str | None = None
+    handoff: HandoffAsk | None = None  # the turn hands the conversation to a person (kefu.engine.people)
     handoff_offered: bool = False
 
 
@@ -132,17 +141,9 @@ class FlowStep:
         else:
             await self._states.put(turn.session_id, turn.user_id, reply.flow, reply.state)
         status = reply.outcome or "running"
-        handoff_id = None
+        handoff = None
         if reply.handoff is not None:
-            record = await self._states.record_handoff(
-                session_id=turn.session_id,
-                user_id=turn.user_id,
-                turn_id=turn.turn_id,
-                flow=reply.flow,
-                reason=reply.handoff.reason,
-                summary={**(context or {}), **reply.slots},
-            )
-            handoff_id = record.id
+            handoff = HandoffAsk(reply.handoff.reason, {**(context or {}), **reply.slots})
         self._metrics.flow_turns.labels(flow=reply.flow, status=status).inc()
         log.info(
             "flow_turn",
@@ -152,4 +153,4 @@ class FlowStep:
             routed_by=how,
             tools=[(c.name, c.ok, c.error) for c in reply.tool_calls],
         )
-        return FlowAnswer(reply.text, reply.flow, status, handoff_id, reply.handoff_offered)
+        return FlowAnswer(reply.text, reply.flow, status, handoff, reply.handoff_offered)

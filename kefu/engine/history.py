@@ -18,8 +18,15 @@ def estimate_tokens(text: str) -> int:
 
 
 def context_from_records(records: Sequence[MessageRecord]) -> list[ContextMessage]:
-    """Stored messages worth replaying to the model (answers with no text are left out)."""
-    return [ContextMessage(role=r.role, content=r.content) for r in records if r.content]
+    """Stored messages worth replaying to the model (answers with no text are left out). A person's replies are
+    the shop's side of the conversation too: the model sees them as assistant turns, marked as a person's."""
+    return [
+        ContextMessage(role="assistant", content=f"[人工客服 {r.author or ''}] {r.content}")
+        if r.role == "agent"
+        else ContextMessage(role=r.role, content=r.content)
+        for r in records
+        if r.content
+    ]
 
 
 def build_messages(

@@ -13,6 +13,7 @@ from kefu.engine.ending import Ending, store_answer
 from kefu.engine.events import ErrorEvent, encode
 from kefu.engine.flow_step import TurnRef
 from kefu.engine.history import context_from_records
+from kefu.engine.people import OPEN_STATES
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import KefuError, UpstreamError
 from kefu.obs.logging import get_logger
@@ -53,6 +54,7 @@ class AcceptedTurn:
     context_since: datetime | None = None  # where the history starts when it has to be loaded from SQL
     # The cached context window the service read while accepting the turn; None: nothing was cached, load from SQL.
     history: list[ContextMessage] | None = None
+    handoff_state: str = "bot"  # who owns the conversation as the session row said (a cached window: the bot)
     accepted_at: float = field(default_factory=time.monotonic)
 
 
@@ -198,6 +200,13 @@ class TurnRunner:
         )
 
     async def _answer(self, turn: AcceptedTurn, ref: TurnRef, writer: DeltaWriter) -> Ending:
+        people = self._answerer.people
+        if people is not None and turn.handoff_state in OPEN_STATES:
+            # A person owns the conversation: the message goes to them; the bot does not answer.
+            relayed = await people.relay(turn.session_id, turn.turn_id, turn.text, writer)
+            if relayed is not None:
+                self._metrics.relayed.labels(state=turn.handoff_state).inc()
+                return relayed
         history = await self._history(turn)
         return await self._answerer.answer(ref, turn.text, history, writer)
 
@@ -241,12 +250,16 @@ class TurnRunner:
         remember = [ContextMessage("user", turn.text)]
         if text:
             remember.append(ContextMessage("assistant", text))
-        if turn.reset_context:
+        if ending.hands_over:
+            # While a person owns the conversation no window is cached, so every replica reads who owns it from
+            # SQL; the next bot turn rebuilds it from the transcript (with the person's replies).
+            await self._context.set_context(turn.session_id, [], max_messages=0, ttl=0)
+        elif turn.reset_context:
             await self._context.set_context(turn.session_id, remember, owner=turn.user_id, **self._window)
         else:
             await self._context.push_context(turn.session_id, remember, **self._window)
         await self._release(turn)
-        await self._turns.append(turn.turn_id, [encode(ending.terminal)], final=True)
+        await self._turns.append(turn.turn_id, [*map(encode, ending.before), encode(ending.terminal)], final=True)
         self._metrics.turns.labels(outcome=status, source=ending.source).inc()
         self._metrics.turn_duration.labels(outcome=status).observe(time.monotonic() - turn.accepted_at)
         log.info(

@@ -13,8 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 from kefu.engine.ending import LostTurns
 from kefu.engine.events import Logged, SessionEvent, encode
+from kefu.engine.history import context_from_records
+from kefu.engine.people import OPEN_STATES, People
 from kefu.engine.runner import AcceptedTurn, TurnRunner
 from kefu.errors import Conflict, InvalidInput, MessageTooLong, NotFound
+from kefu.handoff.service import Ticket
 from kefu.identity import Identity
 from kefu.obs.logging import get_logger
 from kefu.store.base import (
@@ -79,7 +82,9 @@ class ChatService:
         lease_seconds: float,
         owner: str,
         on_session_deleted: Callable[[str], Awaitable[None]] | None = None,
+        people: People | None = None,
     ) -> None:
+        self._people = people
         self._on_session_deleted = on_session_deleted
         self._store = store
         self._turns = turns
@@ -168,6 +173,7 @@ class ChatService:
             reset,
             context_since=session.context_started_at,
             history=history,
+            handoff_state=session.handoff_state,
         )
 
     async def _open_session(
@@ -243,6 +249,43 @@ class ChatService:
         await self._context.clear_session(session.id)
         if self._on_session_deleted is not None:  # e.g. the session's running flow
             await self._on_session_deleted(session.id)
+
+    async def hand_over(self, identity: Identity, session_id: str, note: str | None = None) -> Ticket:
+        """The shopper's "talk to a person" button: queue the conversation for a person (or return the request
+        already open). :class:`Conflict` while a turn runs in the session (its answer could contradict the
+        handoff); :class:`InvalidInput` when this server has no people step."""
+        if self._people is None:
+            raise InvalidInput("this server does not hand conversations to people", code="handoff_unavailable")
+        session = await self.owned_session(identity, session_id)
+        marker = new_id("h")  # holds the session like a turn, so no turn starts while the handoff is made
+        holder = await self._leases.acquire_session(session.id, marker, lease_seconds=self._lease)
+        if holder is not None:
+            raise Conflict(f"a turn is already running in this session ({holder}); wait for it or cancel it")
+        try:
+            records = await self._store.list_messages(session.id, last=8)
+            ticket = await self._people.hand_over(
+                session_id=session.id,
+                turn_id=marker,
+                reason_code="button",
+                reason=(note or "").strip()[:500] or "shopper pressed the button",
+                history=context_from_records(records),
+                text=(note or "").strip()[:500],
+            )
+            if ticket.handoff.status in OPEN_STATES:
+                await self._context.set_context(session.id, [], max_messages=0, ttl=0)  # see TurnRunner._finish
+            return ticket
+        finally:
+            await self._leases.release_session(session.id, marker)
+
+    async def transcript(self, session_id: str) -> list[MessageRecord]:
+        """Every message of a session, for the desk (which checks who may read it)."""
+        if not _SESSION_ID.match(session_id):
+            raise NotFound("session not found")
+        return await self._store.list_messages(session_id)
+
+    async def owned_session(self, identity: Identity, session_id: str) -> SessionRecord:
+        """The session if it is the caller's, else :class:`NotFound`."""
+        return await self._owned_session(identity, session_id)
 
     async def _owned_session(self, identity: Identity, session_id: str) -> SessionRecord:
         session = await self._store.get_session(session_id) if _SESSION_ID.match(session_id) else None

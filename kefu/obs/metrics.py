@@ -37,6 +37,38 @@ class Metrics:
             ["provider", "code"],
             registry=self.registry,
         )
+        # --- people in the loop ---
+        self.handoffs = Counter(
+            "kefu_handoffs_total",
+            "Conversations handed to a person, by reason (shopper_asked, flow, button, model, repeated_failure, "
+            "frustration).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.relayed = Counter(
+            "kefu_relayed_messages_total",
+            "Shopper messages relayed to people instead of answered by the bot, by state (queued/agent).",
+            ["state"],
+            registry=self.registry,
+        )
+        self.csat = Histogram(
+            "kefu_csat",
+            "Shoppers' ratings (1-5) of conversations with a person.",
+            buckets=(1, 2, 3, 4, 5),
+            registry=self.registry,
+        )
+        self.webhook_emit_seconds = Histogram(
+            "kefu_webhook_emit_seconds",
+            "Time to queue a webhook notification (sending happens in the background).",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "kefu_webhook_deliveries_total",
+            "Webhook delivery attempts by event and result (delivered, retry, failed).",
+            ["event", "result"],
+            registry=self.registry,
+        )
         self.active_streams = Gauge(
             "kefu_active_streams",
             "Open SSE responses (readers of turn logs).",

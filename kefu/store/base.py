@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, TypeAlias
 
 MessageStatus: TypeAlias = Literal["complete", "interrupted", "failed"]
-MessageRole: TypeAlias = Literal["user", "assistant"]
+MessageRole: TypeAlias = Literal["user", "assistant", "agent"]  # agent: a person on the shop's team
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,7 @@ class SessionRecord:
     created_at: datetime
     last_active_at: datetime
     context_started_at: datetime
+    handoff_state: str = "bot"  # who answers: bot | queued | agent | closed (kefu.handoff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class MessageRecord:
     model: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    author: str | None = None  # an agent's display name (role ``agent``)
 
 
 class TranscriptStore(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kefu.store.models import Base, UTCDateTime
@@ -37,5 +37,15 @@ class HandoffRow(Base):
     flow: Mapped[str | None] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text())
     summary: Mapped[str] = mapped_column(Text())  # JSON object: the flow's slots at the time
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # queued | agent | bot (handed back) | closed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason_code: Mapped[str] = mapped_column(String(32), server_default="shopper")
+    context: Mapped[str] = mapped_column(Text(), server_default="{}")  # JSON: last turns, intent
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    rating: Mapped[int | None] = mapped_column(Integer())
+    rating_comment: Mapped[str | None] = mapped_column(Text())
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    agent_read_seq: Mapped[int] = mapped_column(Integer(), server_default="0")

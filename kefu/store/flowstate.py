@@ -1,4 +1,4 @@
-"""Where a session's running flow lives between turns, and the handoff requests flows record.
+"""Where a session's running flow lives between turns.
 
 SQL is the truth (a restart, or another replica, continues the flow at the same step); a hot copy (Redis when
 configured, else this process's memory) saves the read on every turn. Writes go to SQL first, then the hot copy,
@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
 from redis.asyncio import Redis
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,23 +27,8 @@ _NONE = b""  # the hot copy's "this session has no running flow"
 _MEMORY_SLOTS = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class HandoffRecord:
-    """A recorded request for a human agent."""
-
-    id: str
-    session_id: str
-    user_id: str
-    turn_id: str
-    flow: str | None
-    reason: str
-    summary: dict[str, Any]
-    status: str
-    created_at: datetime
-
-
 class FlowStateStore(Protocol):
-    """What a turn's flow step needs: the session's running flow, and a place to record handoffs."""
+    """What a turn's flow step needs: the session's running flow."""
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
         """The session's running flow state, or None."""
@@ -59,22 +42,9 @@ class FlowStateStore(Protocol):
         """The session has no running flow any more."""
         ...
 
-    async def record_handoff(
-        self,
-        *,
-        session_id: str,
-        user_id: str,
-        turn_id: str,
-        flow: str | None,
-        reason: str,
-        summary: dict[str, Any],
-    ) -> HandoffRecord:
-        """Record a request for a human, with the context a person needs."""
-        ...
-
 
 class FlowStates:
-    """The running flow of each session (one at most) and the handoff requests."""
+    """The running flow of each session (one at most)."""
 
     def __init__(self, engine: AsyncEngine, *, redis: Redis | None = None, prefix: str = "kefu", ttl: int = 1800):
         self._engine = engine
@@ -128,68 +98,6 @@ class FlowStates:
         async with self._engine.begin() as conn:
             await conn.execute(delete(STATES).where(STATES.c.session_id == session_id))
         await self._hot_set(session_id, _NONE)
-
-    async def record_handoff(
-        self,
-        *,
-        session_id: str,
-        user_id: str,
-        turn_id: str,
-        flow: str | None,
-        reason: str,
-        summary: dict[str, Any],
-    ) -> HandoffRecord:
-        """Record a request for a human agent (status ``open``)."""
-        record = HandoffRecord(
-            id=f"ho_{uuid.uuid4().hex[:20]}",
-            session_id=session_id,
-            user_id=user_id,
-            turn_id=turn_id,
-            flow=flow,
-            reason=reason,
-            summary=summary,
-            status="open",
-            created_at=datetime.now(UTC),
-        )
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(HANDOFFS).values(
-                    id=record.id,
-                    session_id=session_id,
-                    user_id=user_id,
-                    turn_id=turn_id,
-                    flow=flow,
-                    reason=reason,
-                    summary=json.dumps(summary, ensure_ascii=False),
-                    status=record.status,
-                    created_at=record.created_at,
-                )
-            )
-        return record
-
-    async def handoffs(self, *, session_id: str | None = None, status: str | None = None) -> list[HandoffRecord]:
-        """Recorded handoff requests, oldest first."""
-        query = select(HANDOFFS).order_by(HANDOFFS.c.created_at)
-        if session_id is not None:
-            query = query.where(HANDOFFS.c.session_id == session_id)
-        if status is not None:
-            query = query.where(HANDOFFS.c.status == status)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [
-            HandoffRecord(
-                id=r["id"],
-                session_id=r["session_id"],
-                user_id=r["user_id"],
-                turn_id=r["turn_id"],
-                flow=r["flow"],
-                reason=r["reason"],
-                summary=json.loads(r["summary"]),
-                status=r["status"],
-                created_at=r["created_at"],
-            )
-            for r in rows
-        ]
 
     async def aclose(self) -> None:
         """Close the SQL pool (Redis belongs to the caller)."""

@@ -82,6 +82,9 @@ class SessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_active_at: Mapped[datetime] = mapped_column(UTCDateTime())
     context_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Who answers the shopper: bot | queued | agent | closed (kefu.handoff), and the handoff that made it so.
+    handoff_state: Mapped[str] = mapped_column(String(16), server_default="bot")
+    handoff_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class MessageRow(Base):
@@ -107,3 +110,4 @@ class MessageRow(Base):
     prompt_tokens: Mapped[int | None] = mapped_column(Integer())
     completion_tokens: Mapped[int | None] = mapped_column(Integer())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    author: Mapped[str | None] = mapped_column(String(255))  # an agent's display name (role ``agent``)

@@ -67,6 +67,7 @@ _SESSION_COLUMNS = (
     SessionRow.created_at,
     SessionRow.last_active_at,
     SessionRow.context_started_at,
+    SessionRow.handoff_state,
 )
 _MESSAGE_COLUMNS = (
     MessageRow.id,
@@ -80,6 +81,7 @@ _MESSAGE_COLUMNS = (
     MessageRow.model,
     MessageRow.prompt_tokens,
     MessageRow.completion_tokens,
+    MessageRow.author,
 )
 _SESSION_BY_ID = select(*_SESSION_COLUMNS).where(SessionRow.id == bindparam("session_id"))
 _ASSISTANT_COLUMNS = [
@@ -362,6 +364,7 @@ def _session(row: RowMapping) -> SessionRecord:
         created_at=row["created_at"],
         last_active_at=row["last_active_at"],
         context_started_at=row["context_started_at"],
+        handoff_state=row["handoff_state"],
     )
 
 
@@ -378,6 +381,7 @@ def _message(row: RowMapping) -> MessageRecord:
         model=row["model"],
         prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"],
+        author=row["author"],
     )
 
 

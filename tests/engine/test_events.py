@@ -11,6 +11,7 @@ from kefu.engine.events import (
     DoneEvent,
     ErrorEvent,
     FlowStatus,
+    HandoffEvent,
     Logged,
     SessionEvent,
     SourceRef,
@@ -31,6 +32,7 @@ FULL_DONE = DoneEvent(
     flow=FlowStatus("order_status", "running"),
     handoff_id="ho_1",
     handoff_offered=True,
+    handoff_state="queued",
 )
 EXAMPLES: list[TurnEvent] = [
     SessionEvent("s_1", "t_1"),
@@ -38,6 +40,8 @@ EXAMPLES: list[TurnEvent] = [
     DoneEvent("t_1", finish_reason="length", source="llm"),
     FULL_DONE,
     ErrorEvent("upstream_rate_limited", "slow down", retryable=True),
+    HandoffEvent("ho_1", "queued", "shopper_asked", position=2, offline=True),
+    HandoffEvent("ho_1", "agent", "button", agent="小艾"),
 ]
 
 
@@ -66,12 +70,12 @@ def test_done_json_is_the_public_contract() -> None:
     full = orjson.loads(encode(FULL_DONE)[1])
     assert full["sources"] == [{"id": "ship-fee", "title": "运费多少？"}]
     assert full["flow"] == {"name": "order_status", "status": "running"}
-    assert full["handoff"] == {"id": "ho_1"}
+    assert full["handoff"] == {"id": "ho_1", "state": "queued"}
     assert (full["cached"], full["handoff_offered"], full["suggestions"]) == (True, True, ["怎么退货"])
 
 
 def test_only_done_and_error_end_a_turn() -> None:
-    assert [Logged(1, *encode(e)).final for e in EXAMPLES] == [False, False, True, True, True]
+    assert [Logged(1, *encode(e)).final for e in EXAMPLES] == [False, False, True, True, True, False, False]
 
 
 def test_an_unknown_event_name_is_refused() -> None:

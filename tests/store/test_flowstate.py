@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio
 
+from kefu.store.desk import DeskStore, HandoffRecord, SessionTxn
 from kefu.store.flowstate import FlowStates
 from kefu.store.migrate import upgrade_database
 from kefu.store.sql import SqlTranscriptStore, create_engine_for
@@ -66,19 +67,31 @@ async def test_flowstate_round_trip_survives_a_new_process(setup: tuple) -> None
     await again.aclose()
 
 
-async def test_flowstate_deleting_the_session_deletes_its_flow_and_handoffs(setup: tuple) -> None:  # type: ignore[type-arg]
+async def test_deleting_the_session_deletes_its_flow_and_handoffs(setup: tuple) -> None:  # type: ignore[type-arg]
     store, url, client, prefix = setup
     await store.create_session("s_two", "bob", datetime.now(UTC))
     states = _states(url, client, prefix)
     await states.put("s_two", "bob", "return_request", {"step": 1})
-    record = await states.record_handoff(
-        session_id="s_two", user_id="bob", turn_id="t_1", flow="human", reason="asked", summary={"order_id": "X1"}
-    )
-    assert record.id.startswith("ho_")
-    listed = await states.handoffs(status="open")
+    desk = DeskStore(create_engine_for(url))
+
+    async def ask(txn: SessionTxn) -> HandoffRecord:
+        return await desk.new_handoff(
+            txn,
+            turn_id="t_1",
+            flow="human",
+            reason="asked",
+            reason_code="shopper_asked",
+            summary={"order_id": "X1"},
+            context={},
+        )
+
+    record, events = await desk.in_session("s_two", ask)
+    assert record.id.startswith("ho_") and record.status == "queued" and events == []
+    listed = await desk.handoffs(statuses=("queued",))
     assert [(h.id, h.summary, h.flow) for h in listed] == [(record.id, {"order_id": "X1"}, "human")]
     assert await store.delete_session("s_two")
-    assert await states.handoffs() == []
+    assert await desk.handoffs() == []
+    await desk.aclose()
     await states.clear("s_two")  # what ChatService does on delete: the hot copy goes too
     cold = _states(url, None, prefix + "z")
     assert await cold.get("s_two") is None

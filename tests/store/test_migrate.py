@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 import kefu
-from kefu.store import kb_models  # noqa: F401  (registers the knowledge-base tables on Base)
+from kefu.store import desk_models, flow_models, kb_models  # noqa: F401  (register their tables on Base)
 from kefu.store.migrate import alembic_config, upgrade_database, upgrade_database_sync
 from kefu.store.models import Base
 from kefu.store.sql import create_engine_for
@@ -56,6 +56,11 @@ async def test_upgrade_creates_the_schema_and_is_idempotent(database_url: str) -
         "kb_meta",
         "flow_states",
         "handoff_requests",
+        "agents",
+        "agent_tokens",
+        "conversation_events",
+        "desk_notes",
+        "webhook_deliveries",
         "alembic_version",
     }
     assert versions == [head(database_url)]

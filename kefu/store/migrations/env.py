@@ -13,6 +13,7 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection, text
 
+import kefu.store.desk_models  # noqa: F401  (registers the desk tables)
 import kefu.store.flow_models  # noqa: F401  (registers the flow tables)
 import kefu.store.kb_models  # noqa: F401  (registers the knowledge-base tables on Base.metadata)
 from kefu.store.models import Base

@@ -1,0 +1,117 @@
+"""The shopper's side of people in the loop: ask for a person, follow the conversation feed, rate the service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, Field
+from starlette.responses import StreamingResponse
+
+from kefu.api.deps import IdentityDep, LimitedIdentityDep, PeopleApi, PeopleApiDep
+from kefu.api.sse import HEARTBEAT_FRAME, sse_response
+from kefu.errors import InvalidInput
+from kefu.handoff.service import Desk, Typing, state_data
+from kefu.store.desk import FeedEvent, HandoffRecord
+
+router = APIRouter(prefix="/v1/sessions", tags=["handoff"])
+
+SHOPPER_KINDS = frozenset({"handoff", "agent", "notice", "user", "rating"})
+
+
+class HandoffIn(BaseModel):
+    """The shopper's "talk to a person" button, with an optional note for the agent."""
+
+    note: str | None = Field(default=None, max_length=500)
+
+
+class RatingIn(BaseModel):
+    """The shopper's rating of a conversation with a person."""
+
+    score: int
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+async def handoff_view(desk: Desk, handoff: HandoffRecord | None) -> dict[str, Any] | None:
+    """A handoff as the shopper (and the desk) sees it."""
+    if handoff is None:
+        return None
+    position = await desk.position(handoff)
+    agent = await desk.agent_name(handoff.agent_id) if handoff.status == "agent" else None
+    view = state_data(handoff, position=position, agent=agent)
+    view["rating"] = handoff.rating
+    view["created_at"] = handoff.created_at.isoformat()
+    return view
+
+
+def feed_frame(event: FeedEvent | Typing) -> bytes:
+    """One SSE frame of the conversation feed (``typing`` has no id: it is live only)."""
+    if isinstance(event, Typing):
+        return b"event: typing\ndata: " + orjson.dumps({"agent": {"name": event.agent}}) + b"\n\n"
+    return f"id: {event.session_id}:{event.seq}\nevent: {event.kind}\ndata: {event.data}\n\n".encode()
+
+
+def resume_point(session_id: str, last_event_id: str | None, after: int | None) -> int:
+    """Where a feed reader resumes: ``?after=`` or ``Last-Event-ID: <session_id>:<seq>``."""
+    if after is not None:
+        return after
+    if not last_event_id:
+        return 0
+    event_session, _, seq = last_event_id.rpartition(":")
+    if event_session != session_id or not seq.isdigit():
+        raise InvalidInput(f"Last-Event-ID must look like '{session_id}:<seq>'", code="invalid_last_event_id")
+    return int(seq)
+
+
+async def feed_stream(
+    people: PeopleApi, session_id: str, after: int, kinds: frozenset[str] | None
+) -> AsyncIterator[bytes]:
+    """The conversation feed as SSE frames, until the client goes away."""
+    async for event in people.desk.follow(session_id, after, heartbeat=people.heartbeat, kinds=kinds):
+        yield HEARTBEAT_FRAME if event is None else feed_frame(event)
+
+
+@router.get("/{session_id}/handoff", summary="Who answers this conversation now")
+async def get_handoff(session_id: str, identity: IdentityDep, people: PeopleApiDep) -> dict[str, Any]:
+    """``state`` (bot, queued, agent, closed), the current or last handoff, and the feed's last seq."""
+    session = await people.chat.owned_session(identity, session_id)
+    state, handoff, last_seq = await people.desk.state(session.id)
+    return {"state": state, "handoff": await handoff_view(people.desk, handoff), "last_seq": last_seq}
+
+
+@router.post("/{session_id}/handoff", summary="Ask for a person (the widget's button)")
+async def post_handoff(
+    session_id: str, body: HandoffIn, identity: LimitedIdentityDep, people: PeopleApiDep
+) -> dict[str, Any]:
+    """Queue the conversation for a person; returns the request already open if there is one. 409 while a turn
+    runs in the session."""
+    ticket = await people.chat.hand_over(identity, session_id, body.note)
+    view = await handoff_view(people.desk, ticket.handoff)
+    assert view is not None
+    view["offline"] = ticket.offline
+    return {"handoff": view, "notice": ticket.notice}
+
+
+@router.get("/{session_id}/events", summary="The conversation feed: people's messages and state changes (SSE)")
+async def get_feed(
+    session_id: str,
+    identity: IdentityDep,
+    people: PeopleApiDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> StreamingResponse:
+    """``handoff``, ``agent``, ``notice``, ``user``, ``rating`` events with ``id: <session_id>:<seq>``, resumable
+    with ``Last-Event-ID`` or ``?after=``; ``typing`` live only. Follows until the client goes away."""
+    session = await people.chat.owned_session(identity, session_id)
+    start = resume_point(session.id, last_event_id, after)
+    return sse_response(feed_stream(people, session.id, start, SHOPPER_KINDS))
+
+
+@router.post("/{session_id}/rating", status_code=204, summary="Rate the conversation with a person")
+async def post_rating(session_id: str, body: RatingIn, identity: IdentityDep, people: PeopleApiDep) -> Response:
+    """1–5 and an optional comment, once per closed conversation (409 ``nothing_to_rate`` otherwise)."""
+    session = await people.chat.owned_session(identity, session_id)
+    await people.desk.rate(session.id, body.score, body.comment)
+    return Response(status_code=204)

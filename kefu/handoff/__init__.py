@@ -1,0 +1,1 @@
+"""People in the loop: handoff, the agent desk, webhooks."""
