@@ -236,8 +236,12 @@ def check(exchange: Exchange, seen: Observed) -> list[str]:
     for name in _as_list(e.get("tool_not_called", [])):
         if any(c.name == name for c in calls):
             failures.append(f"tool {name!r} was called")
-    if "handoff" in e and bool(done.get("handoff")) != bool(e["handoff"]):
-        failures.append(f"handoff: expected {e['handoff']!r}, got {done.get('handoff')!r}")
+    wanted_handoff = e.get("handoff")
+    handoff = done.get("handoff")
+    if isinstance(wanted_handoff, bool) and bool(handoff) != wanted_handoff:
+        failures.append(f"handoff: expected {wanted_handoff!r}, got {handoff!r}")
+    elif isinstance(wanted_handoff, str) and (handoff or {}).get("state") != wanted_handoff:
+        failures.append(f"handoff: expected state {wanted_handoff!r}, got {handoff!r}")
     if "handoff_offered" in e and bool(done.get("handoff_offered")) != bool(e["handoff_offered"]):
         failures.append(f"handoff_offered: expected {e['handoff_offered']!r}, got {done.get('handoff_offered')!r}")
     return failures

@@ -47,8 +47,10 @@ EXPECT_KEYS = frozenset(
 )
 
 
-SOURCES = frozenset({"flow", "faq", "kb", "llm", "fallback"})
+SOURCES = frozenset({"flow", "faq", "kb", "llm", "fallback", "human"})
 OUTCOMES = frozenset({"completed", "cancelled", "handoff", "failed"})
+# Who owns the conversation after the turn (``handoff: queued``): the ``done`` event's ``handoff.state``.
+HANDOFF_STATES = frozenset({"queued", "agent", "bot", "closed"})
 
 
 class SpecError(ValueError):
@@ -173,9 +175,10 @@ def _check_expect(e: dict[str, Any]) -> str | None:
         names = e["tool_not_called"] if isinstance(e["tool_not_called"], list) else [e["tool_not_called"]]
         if not names or not all(isinstance(n, str) for n in names):
             return "'tool_not_called' must be a tool name or a list of them"
-    for key in ("handoff", "handoff_offered"):
-        if key in e and not isinstance(e[key], bool):
-            return f"'{key}' must be true or false"
+    if "handoff" in e and not (isinstance(e["handoff"], bool) or e["handoff"] in HANDOFF_STATES):
+        return f"'handoff' must be true, false or a state ({', '.join(sorted(HANDOFF_STATES))})"
+    if "handoff_offered" in e and not isinstance(e["handoff_offered"], bool):
+        return "'handoff_offered' must be true or false"
     if "error" in e and not isinstance(e["error"], str):
         return "'error' must be an error code"
     return None

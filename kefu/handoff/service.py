@@ -517,6 +517,10 @@ class Desk:
                 await self._announce(handoff.session_id, events, desk=True)
         return returned
 
+    async def aclose(self) -> None:
+        """Close the store's pool."""
+        await self._store.aclose()
+
     # --- helpers --------------------------------------------------------------------------------------------
 
     async def agent_name(self, agent_id: str | None) -> str | None:

@@ -17,13 +17,18 @@ import pytest
 
 from kefu.engine.answering import Answerer
 from kefu.engine.events import Logged
+from kefu.engine.people import People
 from kefu.engine.runner import TurnConfig, TurnRunner
 from kefu.engine.service import ChatService, TurnHandle
+from kefu.handoff.config import HandoffConfig
+from kefu.handoff.feed import MemoryFeedHub, MemoryPresence
+from kefu.handoff.service import Desk
 from kefu.identity import Identity
 from kefu.kb.knowledge import NoKnowledge
 from kefu.llm.base import ChatModel
 from kefu.obs.metrics import Metrics
 from kefu.store.base import MessageRecord, TurnMeta
+from kefu.store.desk import DeskStore
 from kefu.store.memory import MemoryHotState
 from kefu.store.migrate import upgrade_database_sync
 from kefu.store.sql import SqlTranscriptStore, create_engine_for
@@ -60,18 +65,39 @@ class Engine:
     store: SpyStore
     hot: MemoryHotState
     clock: FakeClock
+    db_url: str = ""
     replicas: list[Replica] = field(default_factory=list)
+    hub: MemoryFeedHub = field(default_factory=MemoryFeedHub)
+    presence: MemoryPresence = field(default_factory=MemoryPresence)
+    desks: list[Desk] = field(default_factory=list)
 
-    def replica(self, model: ChatModel | None, *, lease_seconds: float = LEASE_SECONDS) -> Replica:
-        """A new process on the shared store and hot state (wired as ``build_runtime`` does)."""
+    def desk(self, config: HandoffConfig | None = None) -> Desk:
+        """The people side on the shared database (one per replica, as in ``build_runtime``)."""
+        desk = Desk(
+            DeskStore(create_engine_for(self.db_url)),
+            self.hub,
+            config=config or HandoffConfig(),
+            metrics=Metrics(),
+            presence=self.presence,
+        )
+        self.desks.append(desk)
+        return desk
+
+    def replica(
+        self, model: ChatModel | None, *, lease_seconds: float = LEASE_SECONDS, desk: Desk | None = None
+    ) -> Replica:
+        """A new process on the shared store and hot state (wired as ``build_runtime`` does); ``desk`` hands
+        conversations to people."""
         metrics = Metrics()
         owner = f"test-host:{len(self.replicas)}:{uuid.uuid4().hex[:8]}"
+        people = People(desk) if desk is not None else None
         answerer = Answerer(
             model=model,
             knowledge=NoKnowledge(),
             metrics=metrics,
             system_prompt="You are a test bot.",
             token_budget=4000,
+            people=people,
         )
         runner = TurnRunner(
             store=self.store,
@@ -97,6 +123,7 @@ class Engine:
             session_ttl=SESSION_TTL,
             lease_seconds=lease_seconds,
             owner=owner,
+            people=people,
         )
         replica = Replica(chat, runner, answerer, model, owner, metrics)
         self.replicas.append(replica)
@@ -128,9 +155,13 @@ async def engine(tmp_path: Path, migrated_db: Path) -> AsyncIterator[Engine]:
     shutil.copyfile(migrated_db, path)
     sql = SqlTranscriptStore(create_engine_for(f"sqlite+aiosqlite:///{path}"))
     clock = FakeClock()
-    env = Engine(store=SpyStore(sql), hot=MemoryHotState(clock=clock), clock=clock)
+    env = Engine(
+        store=SpyStore(sql), hot=MemoryHotState(clock=clock), clock=clock, db_url=f"sqlite+aiosqlite:///{path}"
+    )
     yield env
     for replica in env.replicas:
         await replica.chat.shutdown(grace=0)
+    for desk in env.desks:
+        await desk.aclose()
     await env.hot.aclose()
     await sql.aclose()

@@ -11,7 +11,7 @@ from typing import Any
 
 from kefu.engine.events import Logged
 from kefu.errors import UpstreamError
-from kefu.llm.base import ChatRequest, Finish, ModelEvent, TextDelta, Usage
+from kefu.llm.base import ChatRequest, Finish, ModelEvent, TextDelta, ToolCall, Usage
 from kefu.store.base import MessageRecord, MessageStatus, SessionRecord, TranscriptStore, TurnMeta
 
 # A step of a scripted stream: text to yield, a gate to wait on, an error to raise, or usage to report.
@@ -25,6 +25,7 @@ class Script:
     steps: Sequence[Step]
     finish: str = "stop"
     model: str = "fake-1"
+    tool_calls: tuple[ToolCall, ...] = ()  # functions the model calls (with ``finish="tool_calls"``)
 
 
 class FakeModel:
@@ -72,7 +73,7 @@ class FakeModel:
                     raise step
                 else:
                     yield step
-            yield Finish(reason=script.finish, model=script.model)
+            yield Finish(reason=script.finish, model=script.model, tool_calls=script.tool_calls)
         finally:
             self.closed += 1
 
