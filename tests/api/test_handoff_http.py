@@ -5,16 +5,23 @@ Two replicas on Redis + PostgreSQL for the cross-replica case."""
 
 from __future__ import annotations
 
+import http.server
+import shutil
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
+import orjson
 
 from kefu.config import DEMO_BOT_DIR
-from tests.support import ROOT, KefuServer, MockLLM, SSEEvent, answer_text, auth, chat, iter_sse
+from kefu.handoff.webhooks import verify
+from tests.support import ROOT, KefuServer, MockLLM, SSEEvent, answer_text, auth, chat, free_port, iter_sse
 
 Make = Callable[..., KefuServer]
 ADMIN = {"Authorization": "Bearer test-api-key"}
@@ -278,3 +285,57 @@ def test_handoff_across_two_replicas_on_redis_and_postgres(make_server: Make, re
         assert events[-1].data["source"] == "human"
         queue = http_b.get("/desk/api/queue", headers=dave).json()["conversations"]
         assert queue[0]["unread"] >= 1 and queue[0]["preview"] == "收到"
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def test_webhooks_are_signed_and_a_dead_receiver_does_not_hold_up_turns(make_server: Make, tmp_path: Path) -> None:
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    _Receiver.received = []
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    dead_port = free_port()  # nothing listens there
+    bot = tmp_path / "bot"
+    shutil.copytree(DEMO_BOT_DIR, bot)
+    (bot / "handoff.yaml").write_text(
+        "webhooks:\n"
+        f"  - {{name: team, url: 'http://127.0.0.1:{receiver.server_port}/hook', secret_env: TEST_HOOK_SECRET}}\n"
+        f"  - {{name: gone, url: 'http://127.0.0.1:{dead_port}/hook', events: [handoff.requested]}}\n",
+        encoding="utf-8",
+    )
+    server = demo(make_server, KEFU_BOT_DIR=str(bot), TEST_HOOK_SECRET="s3cret")
+    add_agent(server, "erin", role="admin")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http_:
+            _, events, sid = say(http_, "hooked", "转人工", None)
+            assert events[-2].data["state"] == "queued"  # answered although one receiver is dead
+            erin = login(http_, "erin")
+            assert http_.post(f"/desk/api/conversations/{sid}/claim", headers=erin).status_code == 200
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and len(_Receiver.received) < 2:
+                time.sleep(0.1)
+            kinds = [orjson.loads(body)["event"] for _, body in _Receiver.received]
+            assert kinds[:2] == ["handoff.requested", "conversation.assigned"]
+            headers, body = _Receiver.received[0]
+            assert verify("s3cret", headers["x-kefu-signature"], body)
+            assert not verify("wrong", headers["x-kefu-signature"], body)
+            assert orjson.loads(body)["data"]["session_id"] == sid
+            while time.monotonic() < deadline:
+                deliveries = http_.get("/desk/api/webhooks", headers=erin).json()["deliveries"]
+                gone = [d for d in deliveries if d["target"] == "gone"]
+                if gone and gone[0]["attempts"] >= 1 and gone[0]["last_error"]:
+                    break
+                time.sleep(0.2)
+            assert gone and gone[0]["status"] == "pending" and gone[0]["last_error"]
+    finally:
+        receiver.shutdown()
