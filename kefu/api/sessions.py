@@ -25,6 +25,7 @@ async def get_session(session_id: str, identity: IdentityDep, api: TurnApiDep) -
                 "turn_id": m.turn_id,
                 "source": m.source,
                 "model": m.model,
+                "author": m.author,
             }
             for m in messages
         ],

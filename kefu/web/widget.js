@@ -10,7 +10,7 @@
   "use strict";
   if (window.Kefu && window.Kefu.version) return; // loaded twice: keep the first
 
-  const VERSION = "0.1.0";
+  const VERSION = "0.2.0";
 
   // ---------------------------------------------------------------- configuration (data-kefu-* attributes)
   const SCRIPT =
@@ -87,6 +87,22 @@
       err_no_answer: "这条消息没有得到回答。",
       err_generic: "出了点问题，请稍后重试。",
       powered: "由 kefu 提供",
+      human: "转人工",
+      queued: "排队中，前面还有 {n} 位",
+      queuedWait: "排队中，请稍候",
+      offline: "客服暂时不在线，您可以先留言，客服会尽快回复您",
+      joined: "客服 {name} 已接入",
+      agent: "客服",
+      agentTyping: "{name} 正在输入…",
+      backToBot: "已回到智能助手",
+      ended: "本次服务已结束",
+      rateAsk: "请为本次服务打分",
+      star: "{n} 星",
+      comment: "补充说明（选填）",
+      rateSend: "提交评价",
+      thanks: "感谢您的评价！",
+      err_rated: "这次服务已经评价过了。",
+      err_handoff: "暂时无法转接人工客服，请稍后再试。",
     },
     en: {
       title: "Customer service",
@@ -132,6 +148,22 @@
       err_no_answer: "This message did not get an answer.",
       err_generic: "Something went wrong. Please try again.",
       powered: "Powered by kefu",
+      human: "Talk to a person",
+      queued: "In the queue: {n} ahead of you",
+      queuedWait: "In the queue, please wait",
+      offline: "No one is available right now. Leave a message and we'll reply as soon as we can",
+      joined: "{name} has joined the chat",
+      agent: "Agent",
+      agentTyping: "{name} is typing…",
+      backToBot: "You're back with the assistant",
+      ended: "This conversation has ended",
+      rateAsk: "How did we do?",
+      star: "{n} of 5",
+      comment: "Comment (optional)",
+      rateSend: "Send rating",
+      thanks: "Thank you for your feedback!",
+      err_rated: "This conversation has already been rated.",
+      err_handoff: "We can't reach a person right now. Please try again later.",
     },
   };
   const t = (key, vars) =>
@@ -332,6 +364,7 @@
     refresh:
       "M17.7 6.3A8 8 0 1 0 20 12h-2a6 6 0 1 1-1.8-4.2L13 11h7V4z",
     plus: "M11 5h2v6h6v2h-6v6h-2v-6H5v-2h6z",
+    person: "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zm0 2c-4 0-8 2-8 5v1h16v-1c0-3-4-5-8-5z",
   };
   function icon(name) {
     const ns = "http://www.w3.org/2000/svg";
@@ -565,6 +598,13 @@
       icon("stop"),
     );
     ui.form = h("form", { class: "composer", onsubmit: onSubmit }, ui.input, ui.send, ui.stop);
+    ui.human = h(
+      "button",
+      { type: "button", class: "ghost human", title: t("human"), "aria-label": t("human"), onclick: () => requestHuman() },
+      icon("person"),
+    );
+    ui.bar = h("p", { class: "hbar", role: "status", hidden: true });
+    ui.typing = h("p", { class: "agent-typing", "aria-live": "polite", hidden: true });
     ui.newChat = h(
       "button",
       { type: "button", class: "ghost new-chat", title: t("newChat"), "aria-label": t("newChat"), onclick: newChat },
@@ -587,10 +627,13 @@
         { class: "head" },
         h("div", { class: "avatar", "aria-hidden": "true" }, icon("chat")),
         h("div", { class: "titles" }, h("h2", { id: titleId, text: title }), h("p", { text: attr("subtitle") || t("subtitle") })),
+        ui.human,
         ui.newChat,
         ui.close,
       ),
+      ui.bar,
       ui.log,
+      ui.typing,
       ui.form,
       h("p", { class: "powered", text: t("powered") }),
       ui.status,
@@ -692,6 +735,7 @@
     ui.stop.hidden = !busy;
     ui.stop.removeAttribute("aria-disabled");
     ui.newChat.disabled = busy;
+    syncHuman();
     ui.log.setAttribute("aria-busy", String(busy));
     ui.host.toggleAttribute("data-busy", busy);
     if (busy && hadFocus) ui.stop.focus();
@@ -701,6 +745,7 @@
   // ---------------------------------------------------------------- messages
   function clearLog() {
     ui.log.replaceChildren();
+    seen.clear();
   }
 
   function addUser(text, turnId) {
@@ -883,8 +928,16 @@
     sessionId: null,
     turn: null, // the running turn
   };
+  // Who owns the conversation (docs/handoff.md): bot, queued, agent or closed.
+  const OPEN = ["queued", "agent"];
+  const hand = { state: "bot", id: null, since: null, agent: null, offline: false, end: null, typing: 0 };
+  const seen = new Set(); // ids of people's messages on screen
+  // The conversation feed: its session, the handoff it follows, the last seq read, whether that handoff's start
+  // was read (events before it belong to earlier handoffs), and the live run and connection.
+  const feed = { sid: null, hid: null, seq: 0, armed: false, live: null, conn: null, linger: 0 };
 
   function setSession(id) {
+    if (id !== chat.sessionId) resetHand();
     chat.sessionId = id;
     if (id) store.set(userKey("session"), id);
     else store.remove(userKey("session"));
@@ -977,7 +1030,7 @@
       if (res) {
         let result = { terminal: false, events: 0 };
         try {
-          result = await readStream(turn, res);
+          result = await readStream(res, turn.controller, (event) => handleEvent(turn, event));
         } catch {
           /* dropped mid-stream: resume below */
         }
@@ -1037,15 +1090,15 @@
     return sleep(base * (0.75 + Math.random() * 0.5));
   }
 
-  async function readStream(turn, res) {
-    const controller = turn.controller;
+  /** Read SSE events from ``res`` until ``onEvent`` returns true or the stream ends; ``controller`` aborts a stall. */
+  async function readStream(res, controller, onEvent) {
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     const result = { terminal: false, events: 0 };
     const parser = new SSEParser((event) => {
       if (result.terminal) return;
       result.events++;
-      result.terminal = handleEvent(turn, event);
+      result.terminal = onEvent(event);
     });
     let stall = null;
     const arm = () => {
@@ -1092,8 +1145,12 @@
         saveRunning(turn);
         turn.view.set(turn.text);
         return false;
+      case "handoff":
+        saveRunning(turn);
+        applyHandoff(data);
+        return false;
       case "done":
-        finishTurn(turn, "complete");
+        finishTurn(turn, "complete", data);
         return true;
       case "error":
         if (data.code === "cancelled") finishTurn(turn, "interrupted");
@@ -1111,11 +1168,19 @@
     clearRunning(turn);
   }
 
-  function finishTurn(turn, state) {
+  function finishTurn(turn, state, done) {
     endTurn(turn);
     turn.view.reconnecting(false);
+    const handoff = done && done.handoff;
+    if (handoff && handoff.state && handoff.state !== hand.state) applyHandoff(handoff);
     turn.view.whenShown(() => {
       turn.view.finish(state);
+      // Relayed to a person: the bot says nothing, so there is no bubble to show.
+      if (done && done.source === "human" && !turn.text) turn.view.el.remove();
+      else if (done && done.handoff_offered) {
+        turn.view.extra.append(offerButton());
+        scrollDown();
+      }
       if (chat.turn === turn) {
         chat.turn = null;
         setBusy(false);
@@ -1211,7 +1276,10 @@
     }
     let res;
     try {
+      const found = handoffNow(chat.sessionId);
       res = await api("/v1/sessions/" + encodeURIComponent(chat.sessionId));
+      const now = await found;
+      if (now && now.handoff && now.handoff.id === hand.id) hand.since = now.handoff.created_at;
     } catch {
       return null;
     }
@@ -1229,13 +1297,20 @@
     return messages;
   }
 
-  function renderHistory(messages, runningTurnId = null) {
+  function renderHistory(messages, runningTurnId = null, since = hand.state === "bot" ? null : hand.since) {
     clearLog();
     if (!messages.length) showGreeting();
     const answered = new Set(messages.filter((m) => m.role === "assistant").map((m) => m.turn_id));
+    // Messages a person owned were relayed to them: no bot answer, and that is no error. They follow a person's
+    // words (or the start of the handoff that is still open or waits for a rating), until the bot answers again.
+    let human = false;
     for (const m of messages) {
+      if (m.role === "agent" || m.source === "human" || Date.parse(m.created_at) >= Date.parse(since || "")) human = true;
+      else if (m.role === "assistant") human = false;
+      if (m.role === "agent") addAgent(String(m.content ?? ""), m.author, m.turn_id);
       if (m.role === "user") {
         addUser(String(m.content ?? ""), m.turn_id);
+        if (human) answered.add(m.turn_id);
         if (m.turn_id && !answered.has(m.turn_id) && m.turn_id !== runningTurnId && m !== messages.at(-1)) {
           new AnswerView({ state: "error", turnId: m.turn_id }).error({ code: "no_answer" }, null);
         }
@@ -1270,7 +1345,10 @@
       showGreeting();
       return;
     }
-    const res = await api("/v1/sessions/" + encodeURIComponent(chat.sessionId));
+    const [res, found] = await Promise.all([
+      api("/v1/sessions/" + encodeURIComponent(chat.sessionId)),
+      handoffNow(chat.sessionId),
+    ]);
     if (res.status === 404) {
       setSession(null);
       store.remove(userKey("turn"));
@@ -1285,7 +1363,9 @@
       saved.turnId &&
       saved.sessionId === chat.sessionId &&
       !messages.some((m) => m.role === "assistant" && m.turn_id === saved.turnId);
-    renderHistory(messages, running ? saved.turnId : null);
+    const now = found && found.handoff ? { ...found.handoff, state: found.state } : null;
+    renderHistory(messages, running ? saved.turnId : null, now && now.state !== "bot" ? now.created_at : null);
+    if (now) applyHandoff(now);
     if (!running) {
       store.remove(userKey("turn"));
       return;
@@ -1300,6 +1380,7 @@
   function newChat() {
     if (chat.busy) return;
     setSession(null);
+    resetHand();
     store.remove(userKey("turn"));
     clearLog();
     showGreeting();
@@ -1311,10 +1392,296 @@
   window.addEventListener("offline", () => {
     const turn = chat.turn;
     if (turn && !turn.finished && turn.turnId && turn.controller) turn.controller.abort();
+    if (feed.conn) feed.conn.abort();
   });
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && chat.turn) chat.turn.view.flush();
   });
+
+  // ---------------------------------------------------------------- people in the loop (docs/handoff.md)
+  const HUMAN_TEXT = "转人工"; // what the shopper would type; the bot's human flow knows it
+
+  function addSystem(text, cls = "") {
+    const el = h("p", { class: ("sys " + cls).trim(), text });
+    ui.log.append(el);
+    scrollDown();
+    return el;
+  }
+
+  /** A person's message: a bubble of its own, labelled with their name; each message id shows once. */
+  function addAgent(text, name, id) {
+    if (id && seen.has(id)) return;
+    if (id) seen.add(id);
+    ui.log.append(
+      h(
+        "div",
+        { class: "msg agent", "data-id": id || null },
+        h("span", { class: "who", text: String(name || t("agent")) }),
+        h("div", { class: "bubble" }, h("div", { class: "content" }, renderMarkdown(text))),
+      ),
+    );
+    scrollDown(true);
+  }
+
+  function setBar(text) {
+    ui.bar.hidden = !text;
+    ui.bar.textContent = text || "";
+    ui.bar.setAttribute("data-state", hand.state);
+  }
+
+  function typing(name) {
+    clearTimeout(hand.typing);
+    ui.typing.hidden = !name;
+    ui.typing.textContent = name ? t("agentTyping", { name }) : "";
+    if (name) hand.typing = setTimeout(() => typing(null), 6000);
+  }
+
+  function syncHuman() {
+    ui.human.disabled = chat.busy || OPEN.includes(hand.state);
+  }
+
+  function resetHand() {
+    stopFeed();
+    Object.assign(hand, { state: "bot", id: null, since: null, agent: null, offline: false, end: null });
+    setBar(null);
+    typing(null);
+    syncHuman();
+  }
+
+  function offerButton() {
+    return h("button", { type: "button", class: "offer", onclick: () => requestHuman() }, icon("person"), t("human"));
+  }
+
+  /** Who answers now, from a turn's or the feed's ``handoff`` event or GET …/handoff: status line, feed, rating. */
+  function applyHandoff(d) {
+    if (!d || !d.state) return;
+    const was = hand.state;
+    const same = d.id === hand.id;
+    if (!same) hand.agent = null;
+    hand.state = d.state;
+    if (d.id) hand.id = d.id;
+    if (d.created_at) hand.since = d.created_at;
+    if (OPEN.includes(d.state)) {
+      if (d.agent && d.agent.name) hand.agent = String(d.agent.name);
+      // A relayed message's event does not know whether anyone is online: keep what the request said.
+      hand.offline = d.state === "queued" && (!!d.offline || (same && was === "queued" && hand.offline));
+      setBar(
+        d.state === "agent"
+          ? t("joined", { name: hand.agent || t("agent") })
+          : hand.offline
+            ? t("offline")
+            : d.position == null
+              ? t("queuedWait")
+              : t("queued", { n: d.position }),
+      );
+      ui.log.querySelectorAll(".offer").forEach((el) => el.remove());
+      hand.end = null;
+      startFeed();
+    } else {
+      setBar(null);
+      typing(null);
+      stopFeed(1500); // the notice that goes with the change follows it in the feed
+      if (d.state !== was && (OPEN.includes(was) || (d.state === "closed" && d.rating == null))) {
+        hand.end = addSystem(t(d.state === "closed" ? "ended" : "backToBot"));
+        if (d.state === "closed" && d.rating == null) showRating();
+      }
+    }
+    syncHuman();
+  }
+
+  async function handoffNow(sessionId) {
+    try {
+      const res = await api("/v1/sessions/" + encodeURIComponent(sessionId) + "/handoff");
+      return res.ok ? await res.json() : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The "talk to a person" control: POST …/handoff, or (no conversation yet) say so as a message. */
+  async function requestHuman() {
+    if (chat.busy) return;
+    if (!chat.open) setOpen(true);
+    await boot();
+    if (chat.busy || OPEN.includes(hand.state)) return;
+    if (!chat.sessionId) return send(HUMAN_TEXT);
+    ui.human.disabled = true;
+    let info;
+    try {
+      const res = await api("/v1/sessions/" + encodeURIComponent(chat.sessionId) + "/handoff", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ note: null }),
+      });
+      if (res.status === 404) {
+        setSession(null); // the conversation is gone: a new one starts with the request
+        return send(HUMAN_TEXT);
+      }
+      if (res.ok) {
+        const body = await res.json();
+        if (body.notice) addSystem(String(body.notice));
+        return applyHandoff(body.handoff);
+      }
+      info = await httpFailure(res);
+    } catch (err) {
+      info = err instanceof Failure ? err.info : { code: "network" };
+    } finally {
+      syncHuman();
+    }
+    addSystem(info.code === "handoff_unavailable" ? t("err_handoff") : describe(info), "error");
+  }
+
+  /** Follow the conversation feed of the current handoff (fetch + SSE, resumable, deduplicated). */
+  function startFeed() {
+    const sid = chat.sessionId;
+    clearTimeout(feed.linger);
+    if (!sid) return;
+    if (feed.live && feed.sid === sid) {
+      feed.hid = hand.id;
+      return;
+    }
+    stopFeed();
+    const saved = store.getJSON(userKey("feed"));
+    const mine = saved && saved.sid === sid;
+    Object.assign(feed, {
+      sid,
+      hid: hand.id,
+      seq: mine ? Number(saved.seq) || 0 : 0,
+      armed: !hand.id || !!(mine && saved.hid === hand.id),
+    });
+    runFeed((feed.live = {}));
+  }
+
+  function stopFeed(delay = 0) {
+    clearTimeout(feed.linger);
+    if (delay) {
+      if (feed.live) feed.linger = setTimeout(stopFeed, delay);
+      return;
+    }
+    feed.live = null;
+    if (feed.conn) feed.conn.abort();
+    feed.conn = null;
+  }
+
+  async function runFeed(live) {
+    for (let failures = 0; feed.live === live; ) {
+      await backoff(Math.min(failures, 8));
+      if (feed.live !== live) return;
+      const conn = (feed.conn = new AbortController());
+      let events = 0;
+      try {
+        const res = await api("/v1/sessions/" + encodeURIComponent(feed.sid) + "/events?after=" + feed.seq, {
+          headers: { Accept: "text/event-stream" },
+          signal: conn.signal,
+        });
+        if (res.ok) events = (await readStream(res, conn, (event) => onFeed(live, event))).events;
+        else if (!RETRYABLE_STATUS.includes(res.status)) return feed.live === live && stopFeed();
+      } catch (err) {
+        if (err instanceof Failure && !err.info.retryable) return feed.live === live && stopFeed();
+      }
+      failures = events ? 1 : failures + 1;
+    }
+  }
+
+  function onFeed(live, event) {
+    if (feed.live !== live) return true;
+    const seq = seqOf(event.id);
+    if (seq !== null && seq <= feed.seq) return false; // already read (before a reload or a reconnect)
+    let d;
+    try {
+      d = JSON.parse(event.data) || {};
+    } catch {
+      return false;
+    }
+    if (!feed.armed && event.event === "handoff" && d.id === feed.hid) feed.armed = true;
+    if (seq !== null) {
+      feed.seq = seq;
+      store.set(userKey("feed"), JSON.stringify({ sid: feed.sid, seq, hid: feed.armed ? feed.hid : null }));
+    }
+    if (!feed.armed) return false;
+    const text = String(d.text ?? "");
+    if (event.event === "handoff") applyHandoff(d);
+    else if (event.event === "typing") typing(d.agent && d.agent.name);
+    else if (event.event === "agent") {
+      typing(null);
+      addAgent(text, d.agent && d.agent.name, d.id);
+    } else if (event.event === "notice") {
+      // The server's words for a change we already noted replace our short line.
+      if (hand.end && hand.end.isConnected) hand.end.textContent = text;
+      else addSystem(text);
+      hand.end = null;
+    } else if (event.event === "user") {
+      // The shopper's own message from another tab (this one shows its own already).
+      const known = d.id && ui.log.querySelector('.msg.user[data-turn-id="' + CSS.escape(String(d.id)) + '"]');
+      if (!known && !(chat.turn && chat.turn.question === text)) addUser(text, d.id);
+    }
+    return false;
+  }
+
+  /** 1–5 stars and an optional comment for the conversation a person just closed. */
+  function showRating() {
+    const sid = chat.sessionId;
+    let score = 0;
+    const submit = h("button", { type: "submit", class: "rate-send", disabled: true, text: t("rateSend") });
+    const stars = [1, 2, 3, 4, 5].map((n) =>
+      h("button", {
+        type: "button",
+        class: "star",
+        text: "★",
+        "aria-label": t("star", { n }),
+        "aria-pressed": "false",
+        onclick: () => {
+          score = n;
+          stars.forEach((b, i) => {
+            b.setAttribute("aria-pressed", String(i + 1 === n));
+            b.toggleAttribute("data-on", i < n);
+          });
+          submit.disabled = false;
+        },
+      }),
+    );
+    const comment = h("textarea", {
+      class: "rate-comment",
+      rows: "2",
+      maxlength: "1000",
+      placeholder: t("comment"),
+      "aria-label": t("comment"),
+    });
+    const form = h(
+      "form",
+      { class: "rate", "aria-label": t("rateAsk") },
+      h("p", { class: "rate-title", text: t("rateAsk") }),
+      h("div", { class: "stars", role: "group", "aria-label": t("rateAsk") }, ...stars),
+      comment,
+      submit,
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (!score || submit.disabled) return;
+      submit.disabled = true;
+      form.querySelector(".error")?.remove();
+      let info;
+      try {
+        const res = await api("/v1/sessions/" + encodeURIComponent(sid) + "/rating", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ score, comment: comment.value.trim() || null }),
+        });
+        if (res.ok) {
+          form.replaceChildren(h("p", { class: "rate-title", role: "status", text: t("thanks") }));
+          return;
+        }
+        info = await httpFailure(res);
+      } catch (err) {
+        info = err instanceof Failure ? err.info : { code: "network" };
+      }
+      const rated = info.code === "nothing_to_rate";
+      form.append(h("p", { class: "error", role: "alert", text: rated ? t("err_rated") : describe(info) }));
+      submit.disabled = rated;
+    });
+    ui.log.append(form);
+    scrollDown(true);
+  }
 
   // ---------------------------------------------------------------- start
   function init() {
