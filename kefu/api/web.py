@@ -9,6 +9,7 @@ release reaches every embedding shop within minutes. Text files are sent gzip-co
 * ``/widget.js``     the embeddable widget (one ``<script>`` tag; see docs/widget.md)
 * ``/widget.css``    its styles (loaded by widget.js into the widget's shadow root)
 * ``/assets/{name}`` the demo page's own files
+* ``/desk``          the agent desk (its API is ``/desk/api/…``); ``/desk.js`` and ``/desk.css`` its files
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ _CSP = (
 # The demo page may only be framed by itself; /widget is meant for iframes on shop pages.
 DEMO_PAGE_CSP = _CSP + "; frame-ancestors 'self'"
 WIDGET_PAGE_CSP = _CSP
+# The desk is never framed (clickjacking of claim/close buttons) and sends no referrer beyond the origin.
+DESK_PAGE_CSP = _CSP + "; frame-ancestors 'none'"
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
 router = APIRouter(include_in_schema=False, tags=["web"])
@@ -146,6 +149,25 @@ async def widget_js(request: Request) -> Response:
 async def widget_css(request: Request) -> Response:
     """The widget's styles."""
     return serve(request, WEB_DIR / "widget.css", cache_control=ASSET_CACHE)
+
+
+@router.api_route("/desk", methods=["GET", "HEAD"])
+async def desk_page(request: Request) -> Response:
+    """The agent desk (agents log in there; the page itself is public, its API is not)."""
+    headers = _page_headers(DESK_PAGE_CSP) | {"X-Frame-Options": "DENY"}
+    return serve(request, WEB_DIR / "desk.html", cache_control=PAGE_CACHE, headers=headers)
+
+
+@router.api_route("/desk.js", methods=["GET", "HEAD"])
+async def desk_js(request: Request) -> Response:
+    """The agent desk's script."""
+    return serve(request, WEB_DIR / "desk.js", cache_control=ASSET_CACHE)
+
+
+@router.api_route("/desk.css", methods=["GET", "HEAD"])
+async def desk_css(request: Request) -> Response:
+    """The agent desk's styles."""
+    return serve(request, WEB_DIR / "desk.css", cache_control=ASSET_CACHE)
 
 
 @router.api_route("/assets/{name}", methods=["GET", "HEAD"])
