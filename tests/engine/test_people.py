@@ -171,3 +171,24 @@ async def test_a_queued_request_nobody_takes_returns_to_the_bot(engine: Engine) 
 async def _feed(desk: Desk, session_id: str) -> list[tuple[str, dict[str, object]]]:
     events = await desk._store.events(session_id, 0)
     return [(e.kind, orjson.loads(e.data)) for e in events]
+
+
+async def test_a_transfer_gives_the_conversation_to_the_other_agent_only(engine: Engine) -> None:
+    desk = engine.desk()
+    a = engine.replica(FakeModel(["hi"]), desk=desk)
+    handle = await a.chat.start_turn(ALICE, "hello")
+    await engine.follow_all(a, handle)
+    await a.chat.hand_over(ALICE, handle.session_id)
+    await desk.claim(handle.session_id, AMY)
+    with pytest.raises(Conflict):
+        await desk.transfer(handle.session_id, BEN, AMY)  # only the agent who has it (or an admin)
+    moved = await desk.transfer(handle.session_id, AMY, BEN)
+    assert moved.agent_id == BEN.id and moved.status == "agent"
+    with pytest.raises(Conflict):
+        await desk.send(handle.session_id, AMY, "still mine?")
+    await desk.send(handle.session_id, BEN, "我来接手")
+    feed = await _feed(desk, handle.session_id)
+    assert ("notice", {"text": desk.config.texts.transferred.format(agent="小本")}) in feed
+    assert feed[-1][0] == "agent" and feed[-1][1]["agent"] == {"name": "小本"}
+    assert [item.handoff.agent_id for item in await desk.queue(AMY)] == []  # no longer in Amy's queue
+    assert [item.handoff.agent_id for item in await desk.queue(BEN)] == [BEN.id]
