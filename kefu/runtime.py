@@ -233,6 +233,11 @@ async def build_runtime(
         agent_name=agent_name,
     )
     people = People(desk)
+
+    async def forget(session_id: str) -> None:
+        # What the session's rows do not take with them (feed, notes and handoffs cascade in SQL).
+        await flow_states.clear(session_id)
+        await webhooks.forget_session(session_id)
     flow_step = flow_step_for(bot, flow_states, knowledge, metrics)
     shared = None
     if settings.answer_cache_ttl > 0:
@@ -276,7 +281,7 @@ async def build_runtime(
         session_ttl=settings.session_ttl,
         lease_seconds=settings.turn_lease_seconds,
         owner=owner,
-        on_session_deleted=flow_states.clear,
+        on_session_deleted=forget,
         people=people,
     )
     webhooks.start()

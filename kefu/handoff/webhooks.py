@@ -243,6 +243,10 @@ class Webhooks:
         await asyncio.gather(*(bounded(item) for item in claimed))
         return len(claimed)
 
+    async def forget_session(self, session_id: str) -> int:
+        """Delete a deleted session's deliveries (their bodies quote the conversation)."""
+        return await self._store.delete_for_session(session_id)
+
     async def deliveries(self, limit: int = 100) -> list[DeliveryRecord]:
         """Recent deliveries, newest first, with their attempts and last error (for admins)."""
         return await self._store.recent(limit)

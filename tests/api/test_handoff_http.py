@@ -337,5 +337,9 @@ def test_webhooks_are_signed_and_a_dead_receiver_does_not_hold_up_turns(make_ser
                     break
                 time.sleep(0.2)
             assert gone and gone[0]["status"] == "pending" and gone[0]["last_error"]
+            # Deleting the conversation deletes its deliveries too (their bodies quote it).
+            assert http_.delete(f"/v1/sessions/{sid}", headers=auth("hooked")).status_code == 204
+            left = http_.get("/desk/api/webhooks", headers=erin).json()["deliveries"]
+            assert [d for d in left if d["session_id"] == sid] == []
     finally:
         receiver.shutdown()
