@@ -238,6 +238,7 @@ async def build_runtime(
         # What the session's rows do not take with them (feed, notes and handoffs cascade in SQL).
         await flow_states.clear(session_id)
         await webhooks.forget_session(session_id)
+
     flow_step = flow_step_for(bot, flow_states, knowledge, metrics)
     shared = None
     if settings.answer_cache_ttl > 0:
