@@ -6,30 +6,20 @@ Phone numbers and resident ID numbers must never reach a log line, whatever fiel
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-# Mainland mobile numbers, also written with spaces or dashes (138 0013 8000), optionally +86.
-_PHONE = re.compile(r"(?<!\d)(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d{4}){2}(?!\d)")
-# 18-digit resident identity numbers (last character may be X) and the older 15-digit form.
-_ID_CARD = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
-# Bank-card-like runs of 16-19 digits.
-_CARD = re.compile(r"(?<!\d)\d{16,19}(?!\d)")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+from kefu.pii import LOG_LABELS
+from kefu.pii import mask_pii as _mask
 
 
 def mask_pii(text: str) -> str:
-    """Replace phone numbers, ID and card numbers and e-mail addresses with placeholders."""
-    if not any(ch.isdigit() or ch == "@" for ch in text):
-        return text
-    text = _ID_CARD.sub("[ID]", text)
-    text = _CARD.sub("[CARD]", text)
-    text = _PHONE.sub("[PHONE]", text)
-    return _EMAIL.sub("[EMAIL]", text)
+    """Replace phone numbers, ID and card numbers and e-mail addresses with ``[PHONE]``-style labels (the
+    detectors of :mod:`kefu.pii`: full-width digits, spaced, dashed and dotted forms included)."""
+    return _mask(text, LOG_LABELS, strict=False)
 
 
 def _mask_value(value: Any) -> Any:

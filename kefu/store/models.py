@@ -85,6 +85,8 @@ class SessionRow(Base):
     # Who answers the shopper: bot | queued | agent | closed (kefu.handoff), and the handoff that made it so.
     handoff_state: Mapped[str] = mapped_column(String(16), server_default="bot")
     handoff_id: Mapped[str | None] = mapped_column(String(64))
+    # When the retention sweep replaced the personal data in its messages (kefu.privacy); None: not yet.
+    anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class MessageRow(Base):
@@ -111,3 +113,22 @@ class MessageRow(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     author: Mapped[str | None] = mapped_column(String(255))  # an agent's display name (role ``agent``)
+    # What content moderation did to this message, as ``<action>:<category>`` (kefu.moderation); None: nothing.
+    moderation: Mapped[str | None] = mapped_column(String(64))
+
+
+class PrivacyAuditRow(Base):
+    """One privacy action (export, erasure, retention sweep): who asked, about whom (a hash), and counts only —
+    never the data itself."""
+
+    __tablename__ = "privacy_audit"
+    __table_args__ = (Index("ix_privacy_audit_at", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(32))  # export | erase | anonymise | delete
+    actor: Mapped[str] = mapped_column(String(64))  # shopper | admin | cli | sweep
+    subject: Mapped[str | None] = mapped_column(String(64))  # sha256 of the user id (never the id itself)
+    details: Mapped[str] = mapped_column(Text(), server_default="{}")  # JSON counts per table / key pattern

@@ -61,6 +61,7 @@ async def test_upgrade_creates_the_schema_and_is_idempotent(database_url: str) -
         "conversation_events",
         "desk_notes",
         "webhook_deliveries",
+        "privacy_audit",
         "alembic_version",
     }
     assert versions == [head(database_url)]
