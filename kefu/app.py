@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,9 +12,12 @@ from kefu import __version__
 from kefu.api import admin_bot, admin_kb, chat, completions, demo, desk, handoff, health, sessions, web
 from kefu.api.deps import BotAdmin, PeopleApi, Readiness, Services, TurnApi
 from kefu.api.errors import install_error_handlers
+from kefu.api.openapi import CLIENT_ERRORS
+from kefu.api.request_guard import RequestGuard
+from kefu.api.security import SecurityHeaders
 from kefu.config import Settings
 from kefu.demo.shop import MOUNT_PATH as SHOP_MOUNT_PATH
-from kefu.demo.shop import TOKEN_ENV as SHOP_TOKEN_ENV
+from kefu.demo.shop import shop_token
 from kefu.demo.shop.api import shop_mount
 from kefu.demo.shop.data import ShopStore
 from kefu.obs.logging import configure_logging, get_logger
@@ -46,8 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await runtime.aclose()
 
-    app = FastAPI(title="kefu", version=__version__, lifespan=lifespan)
+    # No /docs or /redoc: those pages load their scripts from a CDN (kefu serves everything itself, under a CSP
+    # that allows nothing else); the schema stays at /openapi.json.
+    app = FastAPI(title="kefu", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    # Added innermost first: the guard's refusals still get CORS and security headers.
+    app.add_middleware(RequestGuard)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -56,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Kefu-User", "X-Kefu-Session"],
             expose_headers=["X-Kefu-Session", "X-Kefu-Turn", "Retry-After"],
         )
+    app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
     for router in (
         chat.router,
         sessions.router,
@@ -67,12 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_kb.router,
         admin_bot.router,
     ):
-        app.include_router(router)
+        app.include_router(router, responses=CLIENT_ERRORS)
     if settings.demo:
-        app.include_router(demo.router)
+        app.include_router(demo.router, responses=CLIENT_ERRORS)
         app.include_router(web.demo_router)
         # The demo merchant API the demo bot's tools call (per-process, in memory): an app of its own.
-        app.router.routes.append(shop_mount(SHOP_MOUNT_PATH, ShopStore(), os.environ.get(SHOP_TOKEN_ENV)))
+        app.router.routes.append(shop_mount(SHOP_MOUNT_PATH, ShopStore(), shop_token(settings)))
     return app
 
 

@@ -5,12 +5,21 @@ Build it once (``Settings()``) at start-up and pass it down; nothing reads the e
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import cast
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kefu.pii import ALL_KINDS, PiiKind
+
 DEMO_BOT_DIR = Path(__file__).parent / "demo"
+# One CSP source expression: a keyword, any (*), a scheme, or a host with optional scheme, wildcard, port and path.
+_FRAME_SOURCE = re.compile(
+    r"^(?:'self'|'none'|\*|[A-Za-z][A-Za-z0-9+.-]*:|(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:\*\.)?[A-Za-z0-9.-]+"
+    r"(?::(?:[0-9]{1,5}|\*))?(?:/[A-Za-z0-9._~/%-]*)?)$"
+)
 
 
 class Settings(BaseSettings):
@@ -66,6 +75,10 @@ class Settings(BaseSettings):
     rate_limit_user: str = "20/minute"
     rate_limit_api_key: str = "3000/minute"
     rate_limit_ip: str = "120/minute"
+    # Demo visitor tokens minted per client IP (each is a fresh identity with budgets of its own).
+    rate_limit_visitor_tokens: str = "10/minute"
+    # Resumes of a turn's events (GET /v1/chat/turns/{id}/events) per end user.
+    rate_limit_resume: str = "60/minute"
 
     # --- bot content ---
     bot_dir: Path = DEMO_BOT_DIR
@@ -73,9 +86,19 @@ class Settings(BaseSettings):
     tools_allow_hosts: str = ""
     # The demo merchant API the demo bot's tools call (default: this server's own /demo/shop-api).
     demo_shop_url: str | None = None
+    # The bearer token the demo merchant API asks of its callers (default: derived from the JWT secret).
+    demo_shop_token: SecretStr | None = None
+
+    # --- privacy ---
+    # Personal data the model provider never sees: each kind is replaced by a placeholder ([手机号1]) in what is
+    # sent, and restored in what the shopper sees. Any of phone,id_card,bank_card,email; "none" turns it off.
+    pii_mask: str = "phone,id_card,bank_card,email"
 
     # --- serving ---
     cors_origins: str = ""
+    # Who may show kefu's pages (the widget page, the demo page) in a frame: CSP frame-ancestors sources,
+    # separated by spaces or commas ("'self' https://shop.example.com"). The desk is never framed.
+    frame_ancestors: str = "'self'"
     log_level: str = "info"
     log_json: bool = False
 
@@ -129,6 +152,33 @@ class Settings(BaseSettings):
             value = "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
         return value
 
+    @field_validator("pii_mask")
+    @classmethod
+    def _pii_kinds(cls, value: str) -> str:
+        unknown = [n.strip() for n in value.split(",") if n.strip() and n.strip() not in (*ALL_KINDS, "none")]
+        if unknown:
+            raise ValueError(f"unknown kinds {unknown}; use any of {', '.join(ALL_KINDS)}, or none")
+        return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_sources(cls, value: str) -> str:
+        sources = []
+        for source in re.split(r"[\s,]+", value.strip()):
+            if source.lower() in ("self", "none"):
+                source = f"'{source.lower()}'"  # the quotes are easy to lose in a shell or a .env file
+            if not _FRAME_SOURCE.match(source):
+                raise ValueError(
+                    f"{source!r} is not a frame-ancestors source: use 'self', 'none', a scheme (https:) or an "
+                    "origin (https://shop.example.com, https://*.example.com)"
+                )
+            sources.append(source)
+        if not sources:
+            raise ValueError("give at least one source ('none' forbids all framing)")
+        if "'none'" in sources and len(sources) > 1:
+            raise ValueError("'none' cannot be combined with other sources")
+        return " ".join(sources)
+
     @property
     def api_key_set(self) -> frozenset[str]:
         """The configured server-to-server API keys."""
@@ -138,6 +188,12 @@ class Settings(BaseSettings):
     def tools_allow_host_list(self) -> list[str]:
         """Hosts business tools may call on private addresses."""
         return [h.strip() for h in self.tools_allow_hosts.split(",") if h.strip()]
+
+    @property
+    def pii_mask_kinds(self) -> tuple[PiiKind, ...]:
+        """The kinds of personal data replaced by placeholders before the model (KEFU_PII_MASK)."""
+        names = [n.strip() for n in self.pii_mask.split(",") if n.strip() and n.strip() != "none"]
+        return tuple(cast(PiiKind, n) for n in names)
 
     @property
     def cors_origin_list(self) -> list[str]:

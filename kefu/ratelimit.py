@@ -1,4 +1,5 @@
-"""Rate limits for abuse and fairness: per end user, per API key and per client IP.
+"""Rate limits for abuse and fairness: per end user, per API key and per client IP; and two of their own:
+demo visitor tokens minted per client IP, turn resumes per end user.
 
 Built on the ``limits`` library (sliding-window counters). With Redis configured the counters live in Redis so
 every replica enforces the same budget; otherwise in process memory.
@@ -40,6 +41,8 @@ class RateLimiter:
         per_api_key: RateLimitItem | None,
         per_ip: RateLimitItem | None,
         metrics: Metrics,
+        visitor_tokens_per_ip: RateLimitItem | None = None,
+        resumes_per_user: RateLimitItem | None = None,
         prefix: str = "kefu",
     ) -> None:
         self._limiter = SlidingWindowCounterRateLimiter(storage)
@@ -47,6 +50,8 @@ class RateLimiter:
         self._per_user = per_user
         self._per_api_key = per_api_key
         self._per_ip = per_ip
+        self._visitor_tokens_per_ip = visitor_tokens_per_ip
+        self._resumes_per_user = resumes_per_user
         self._metrics = metrics
         self._prefix = prefix
 
@@ -65,6 +70,8 @@ class RateLimiter:
             per_user=_parse("KEFU_RATE_LIMIT_USER", settings.rate_limit_user),
             per_api_key=_parse("KEFU_RATE_LIMIT_API_KEY", settings.rate_limit_api_key),
             per_ip=_parse("KEFU_RATE_LIMIT_IP", settings.rate_limit_ip),
+            visitor_tokens_per_ip=_parse("KEFU_RATE_LIMIT_VISITOR_TOKENS", settings.rate_limit_visitor_tokens),
+            resumes_per_user=_parse("KEFU_RATE_LIMIT_RESUME", settings.rate_limit_resume),
             metrics=metrics,
             prefix=settings.redis_prefix,
         )
@@ -80,6 +87,19 @@ class RateLimiter:
             checks.append(("user", self._per_user, identity.user_id))
         if client_ip and self._per_ip is not None:
             checks.append(("ip", self._per_ip, client_ip))
+        await self._hit(checks)
+
+    async def check_visitor_token(self, client_ip: str | None) -> None:
+        """Count one minted demo visitor token against the client IP, or raise :class:`RateLimited`."""
+        if client_ip and self._visitor_tokens_per_ip is not None:
+            await self._hit([("visitor_token", self._visitor_tokens_per_ip, client_ip)])
+
+    async def check_resume(self, identity: Identity) -> None:
+        """Count one resume of a turn's events against the user, or raise :class:`RateLimited`."""
+        if self._resumes_per_user is not None:
+            await self._hit([("resume", self._resumes_per_user, identity.user_id)])
+
+    async def _hit(self, checks: list[tuple[str, RateLimitItem, str]]) -> None:
         for scope, item, who in checks:
             if not await self._limiter.hit(item, scope, who):
                 stats = await self._limiter.get_window_stats(item, scope, who)

@@ -15,6 +15,9 @@ from redis.asyncio import Redis
 
 from kefu.bot.loader import Bot, load_bot
 from kefu.config import Settings
+from kefu.demo.shop import TOKEN_ENV as SHOP_TOKEN_ENV
+from kefu.demo.shop import URL_ENV as SHOP_URL_ENV
+from kefu.demo.shop import shop_token
 from kefu.engine.answering import Answerer
 from kefu.engine.flow_step import FlowStep
 from kefu.engine.people import People
@@ -87,6 +90,8 @@ class Runtime:
             texts=bot.texts,
             flow_step=flow_step_for(bot, self.flow_states, self.knowledge, self.metrics),
             content_version=bot.fingerprint,
+            moderator=bot.moderator,
+            external_moderation=bot.external_moderation,
         )
         self.desk.use_config(bot.handoff)
         self.webhooks.use_targets(webhook_targets(bot.handoff))
@@ -143,10 +148,13 @@ def flow_step_for(bot: Bot, states: FlowStates, knowledge: Knowledge, metrics: M
 
 
 def tool_env(settings: Settings) -> dict[str, str]:
-    """What ``{env.NAME}`` in tool definitions sees: the environment, plus the demo shop's address."""
+    """What ``{env.NAME}`` in tool definitions sees: the environment, plus the demo shop's address and (in demo
+    mode) the token of the merchant API this server mounts."""
     env = dict(os.environ)
     if settings.demo_shop_url:
-        env["KEFU_DEMO_SHOP_URL"] = settings.demo_shop_url
+        env[SHOP_URL_ENV] = settings.demo_shop_url
+    if settings.demo:
+        env[SHOP_TOKEN_ENV] = shop_token(settings)
     return env
 
 
@@ -255,6 +263,9 @@ async def build_runtime(
         content_version=bot.fingerprint,
         flow_step=flow_step,
         people=people,
+        pii_kinds=settings.pii_mask_kinds,
+        moderator=bot.moderator,
+        external_moderation=bot.external_moderation,
     )
     runner = TurnRunner(
         store=store,

@@ -47,6 +47,8 @@ def server_env(mock: MockLLM | None, **extra: str) -> dict[str, str]:
         "KEFU_RATE_LIMIT_IP": "off",
         "KEFU_RATE_LIMIT_USER": "off",
         "KEFU_RATE_LIMIT_API_KEY": "off",
+        "KEFU_RATE_LIMIT_VISITOR_TOKENS": "off",
+        "KEFU_RATE_LIMIT_RESUME": "off",
         # A test that exhausts the model's retries opens its breaker; the next test must not inherit that.
         "KEFU_LLM_BREAKER_OPEN_SECONDS": "0.05",
         # Shared answers would replay one scripted answer to later tests asking the same question.

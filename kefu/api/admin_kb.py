@@ -14,10 +14,14 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kefu.api.deps import KnowledgeDep, require_api_key
+from kefu.api.validation import SafeText
 from kefu.errors import Conflict, InvalidInput, NotFound
 from kefu.kb.entries import Entry, EntryError, entry_json, make_entry
 from kefu.kb.knowledge import Knowledge
 from kefu.kb.service import KnowledgeBase
+
+# Past this an offset is no page of any real knowledge base (and overflows the database's integers).
+MAX_OFFSET = 1_000_000_000
 
 router = APIRouter(prefix="/v1/admin/kb", tags=["admin"], dependencies=[Depends(require_api_key)])
 
@@ -27,20 +31,20 @@ class EntryIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    question: str
-    answer: str
-    similar_questions: list[str] = Field(default_factory=list)
-    category: str | None = None
+    question: SafeText
+    answer: SafeText
+    similar_questions: list[SafeText] = Field(default_factory=list)
+    category: SafeText | None = None
     # ISO date or datetime, parsed like the files: UTC unless offset, a date-only valid_to includes the day.
-    valid_from: str | None = None
-    valid_to: str | None = None
+    valid_from: SafeText | None = None
+    valid_to: SafeText | None = None
     kind: Literal["faq", "doc"] = "faq"
 
 
 class NewEntryIn(EntryIn):
     """A new entry; ``id`` is derived from the question when left out."""
 
-    id: str | None = None
+    id: SafeText | None = None
 
 
 def _kb(knowledge: Knowledge) -> KnowledgeBase:
@@ -62,7 +66,7 @@ def _entry(body: EntryIn, entry_id: str | None) -> Entry:
 async def list_entries(
     knowledge: KnowledgeDep,
     kind: Literal["faq", "doc"] | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """A page of entries ordered by id, the total, and the knowledge-base version."""
@@ -110,7 +114,9 @@ async def delete_entry(entry_id: str, knowledge: KnowledgeDep) -> Response:
 
 @router.get("/search", summary="Test retrieval (the same code path as chat)")
 async def search(
-    knowledge: KnowledgeDep, q: Annotated[str, Query(min_length=1)], limit: Annotated[int, Query(ge=1, le=50)] = 10
+    knowledge: KnowledgeDep,
+    q: Annotated[SafeText, Query(min_length=1, max_length=1000)],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> dict[str, Any]:
     """Ranked entries with scores, the matched field, the confidence band and the suggestions."""
     kb = _kb(knowledge)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Header, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
 
-from kefu.api.deps import IdentityDep, LimitedIdentityDep, TurnApi, TurnApiDep
-from kefu.api.sse import HEARTBEAT_FRAME, event_frame, sse_response
-from kefu.errors import InvalidInput
+from kefu.api.deps import IdentityDep, LimitedIdentityDep, LimiterDep, TurnApi, TurnApiDep
+from kefu.api.openapi import STREAM_RESPONSE
+from kefu.api.sse import HEARTBEAT_FRAME, EventStreamResponse, event_frame, sse_response
+from kefu.api.validation import AfterSeq, SafeText, resume_point
 from kefu.store.base import TurnMeta
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
@@ -20,8 +21,10 @@ router = APIRouter(prefix="/v1/chat", tags=["chat"])
 class ChatIn(BaseModel):
     """A user message; ``session_id`` null starts a new session."""
 
-    message: str
-    session_id: str | None = Field(default=None, max_length=200)
+    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "运费多少？", "session_id": None}]})
+
+    message: SafeText
+    session_id: SafeText | None = Field(default=None, max_length=200)
 
 
 async def _stream(api: TurnApi, meta: TurnMeta, after: int) -> AsyncIterator[bytes]:
@@ -35,35 +38,37 @@ async def _stream(api: TurnApi, meta: TurnMeta, after: int) -> AsyncIterator[byt
         gauge.dec()
 
 
-@router.post("", summary="Send a message; the answer streams back as Server-Sent Events")
+@router.post(
+    "",
+    response_class=EventStreamResponse,
+    responses=STREAM_RESPONSE,
+    summary="Send a message; the answer streams back as Server-Sent Events",
+)
 async def post_chat(body: ChatIn, identity: LimitedIdentityDep, api: TurnApiDep) -> StreamingResponse:
     """Start a turn and stream its events (``session``, ``delta``…, then ``done`` or ``error``)."""
     handle = await api.chat.start_turn(identity, body.message, body.session_id)
     return sse_response(_stream(api, handle.meta, 0))
 
 
-def _resume_point(turn_id: str, last_event_id: str | None, after: int | None) -> int:
-    if after is not None:
-        return after
-    if not last_event_id:
-        return 0
-    event_turn, _, seq = last_event_id.rpartition(":")
-    if event_turn != turn_id or not seq.isdigit():
-        raise InvalidInput(f"Last-Event-ID must look like '{turn_id}:<seq>'", code="invalid_last_event_id")
-    return int(seq)
-
-
-@router.get("/turns/{turn_id}/events", summary="Replay a turn's events after a point, then follow it live")
+@router.get(
+    "/turns/{turn_id}/events",
+    response_class=EventStreamResponse,
+    responses={**STREAM_RESPONSE, 204: {"description": "The turn is over and nothing is left after that point"}},
+    summary="Replay a turn's events after a point, then follow it live",
+)
 async def get_turn_events(
     turn_id: str,
     identity: IdentityDep,
     api: TurnApiDep,
+    limiter: LimiterDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: AfterSeq = None,
 ) -> Response:
-    """Resume by ``Last-Event-ID: <turn_id>:<seq>`` or ``?after=<seq>``. 204 when there is nothing left."""
+    """Resume by ``Last-Event-ID: <turn_id>:<seq>`` or ``?after=<seq>``. 204 when there is nothing left.
+    429 when the user resumes more often than ``KEFU_RATE_LIMIT_RESUME``."""
+    await limiter.check_resume(identity)
+    start = resume_point(turn_id, last_event_id, after)
     meta = await api.chat.turn_meta(identity, turn_id)
-    start = _resume_point(turn_id, last_event_id, after)
     if meta.finished and start >= meta.last_seq:
         # 204 stops a browser EventSource from reconnecting to a finished stream.
         return Response(status_code=204)

@@ -20,7 +20,9 @@ from starlette.responses import Response
 
 from kefu.api.deps import LimitedIdentityDep, TurnApi, TurnApiDep
 from kefu.api.errors import error_response
+from kefu.api.openapi import EVENT_STREAM, UPSTREAM_ERRORS
 from kefu.api.sse import FinalFrame, data_frame, sse_response
+from kefu.api.validation import SafeText
 from kefu.engine.events import DeltaEvent, DoneEvent, ErrorEvent, TurnEvent
 from kefu.engine.service import derived_session_id
 from kefu.errors import InvalidInput, status_for_turn_error
@@ -29,21 +31,30 @@ from kefu.store.base import TurnMeta
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: SafeText | None = None
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: str
-    content: str | list[dict[str, Any]] | None = None
+    content: SafeText | list[_Part] | None = None
 
 
 class CompletionIn(BaseModel):
     """The subset of the OpenAI chat-completions request the facade uses (other fields are ignored)."""
 
-    model_config = ConfigDict(extra="allow")
-    model: str | None = None
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"messages": [{"role": "user", "content": "运费多少？"}], "user": "order-42"}]},
+    )
+    model: SafeText | None = None
     messages: list[_Message]
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    user: str | None = None
+    user: SafeText | None = None
 
 
 def _last_user_text(body: CompletionIn) -> str:
@@ -53,7 +64,7 @@ def _last_user_text(body: CompletionIn) -> str:
         if isinstance(message.content, str):
             return message.content
         if isinstance(message.content, list):
-            return "".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+            return "".join(p.text or "" for p in message.content if p.type == "text")
     raise InvalidInput("messages must contain a user message", code="no_user_message")
 
 
@@ -77,12 +88,19 @@ def _error_response(event: ErrorEvent, headers: dict[str, str]) -> Response:
     return response
 
 
-@router.post("/chat/completions", summary="OpenAI-compatible chat completions (the bot as a model)")
+@router.post(
+    "/chat/completions",
+    responses={
+        200: {"description": "A `chat.completion`, or its chunks with `stream: true`", "content": EVENT_STREAM},
+        **UPSTREAM_ERRORS,
+    },
+    summary="OpenAI-compatible chat completions (the bot as a model)",
+)
 async def chat_completions(
     body: CompletionIn,
     identity: LimitedIdentityDep,
     api: TurnApiDep,
-    x_kefu_session: Annotated[str | None, Header()] = None,
+    x_kefu_session: Annotated[SafeText | None, Header(max_length=200)] = None,
 ) -> Response:
     """Stream (``stream: true``) or return one ``chat.completion`` answered by the bot."""
     text = _last_user_text(body)

@@ -18,7 +18,7 @@ from prometheus_client import Gauge
 
 from kefu.bot.loader import Bot
 from kefu.engine.service import ChatService
-from kefu.errors import AuthError, Forbidden
+from kefu.errors import AuthError, Forbidden, KefuError
 from kefu.handoff.accounts import Agent, AgentAccounts
 from kefu.handoff.service import Desk
 from kefu.handoff.webhooks import DeliveryRecord
@@ -164,6 +164,19 @@ async def get_auth(request: Request) -> Authenticator:
 AuthDep = Annotated[Authenticator, Depends(get_auth)]
 
 
+async def get_limiter(request: Request) -> RateLimiter:
+    """The rate limiter, for endpoints with limits of their own (visitor tokens, resumes)."""
+    return services(request).limiter
+
+
+LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
+
+
+def client_ip(request: Request) -> str | None:
+    """The address the request came from (the proxy's view when uvicorn trusts its forwarded headers)."""
+    return request.client.host if request.client else None
+
+
 async def get_identity(request: Request) -> Identity:
     """The caller, from ``Authorization: Bearer …`` (and ``X-Kefu-User`` for API keys)."""
     headers = request.headers
@@ -178,8 +191,7 @@ async def get_limited_identity(request: Request) -> Identity:
     identity = await get_identity(request)
     authorization = request.headers.get("authorization")
     api_key = authorization.partition(" ")[2].strip() if identity.kind == "server" and authorization else None
-    client_ip = request.client.host if request.client else None
-    await services(request).limiter.check(identity, client_ip=client_ip, api_key=api_key)
+    await services(request).limiter.check(identity, client_ip=client_ip(request), api_key=api_key)
     return identity
 
 
@@ -190,3 +202,16 @@ LimitedIdentityDep = Annotated[Identity, Depends(get_limited_identity)]
 async def require_api_key(request: Request) -> None:
     """Admin endpoints: server API keys only (403 for a valid end-user token, 401 for anything else)."""
     services(request).auth.require_server(request.headers.get("authorization"))
+
+
+async def get_operator(request: Request) -> bool:
+    """True when the caller holds a server API key; anyone else (no credentials at all included) is not an
+    operator, and this never refuses the request."""
+    try:
+        services(request).auth.require_server(request.headers.get("authorization"))
+    except KefuError:
+        return False
+    return True
+
+
+OperatorDep = Annotated[bool, Depends(get_operator)]

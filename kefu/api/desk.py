@@ -10,8 +10,10 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, StreamingResponse
 
 from kefu.api.deps import DESK_COOKIE, AgentDep, PeopleApi, PeopleApiDep, desk_token
-from kefu.api.handoff import feed_stream, handoff_view, resume_point
-from kefu.api.sse import HEARTBEAT_FRAME, sse_response
+from kefu.api.handoff import feed_stream, handoff_view
+from kefu.api.openapi import STREAM_RESPONSE
+from kefu.api.sse import HEARTBEAT_FRAME, EventStreamResponse, sse_response
+from kefu.api.validation import MAX_SEQ, AfterSeq, SafeText, resume_point
 from kefu.errors import Forbidden, InvalidInput, NotFound
 from kefu.handoff.accounts import Agent
 from kefu.handoff.service import DESK_TOPIC, QueueItem
@@ -25,39 +27,39 @@ PRESENCE_EVERY = 20.0  # seconds between presence refreshes while the desk's str
 class LoginIn(BaseModel):
     """An agent's name and password."""
 
-    name: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    name: SafeText = Field(min_length=1, max_length=64)
+    password: SafeText = Field(min_length=1, max_length=1024)
 
 
 class MessageIn(BaseModel):
     """An agent's message to the shopper."""
 
-    text: str = Field(max_length=4000)
+    text: SafeText = Field(max_length=4000)
 
 
 class TransferIn(BaseModel):
     """The agent to give the conversation to (by login name)."""
 
-    agent: str = Field(min_length=1, max_length=64)
+    agent: SafeText = Field(min_length=1, max_length=64)
 
 
 class CloseIn(BaseModel):
     """How the conversation ended: resolved, unresolved or spam."""
 
-    outcome: str = "resolved"
+    outcome: SafeText = Field(default="resolved", max_length=64)
 
 
 class NoteIn(BaseModel):
     """An internal note; ``private`` ones are for their author (and admins) only."""
 
-    text: str = Field(max_length=4000)
+    text: SafeText = Field(max_length=4000)
     private: bool = False
 
 
 class ReadIn(BaseModel):
     """The agent has read the conversation feed up to ``seq``."""
 
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=MAX_SEQ)
 
 
 def agent_view(agent: Agent) -> dict[str, Any]:
@@ -147,7 +149,9 @@ async def agents(agent: AgentDep, people: PeopleApiDep) -> dict[str, Any]:
 
 
 @router.get("/canned", summary="Canned replies from the bot directory")
-async def canned(agent: AgentDep, people: PeopleApiDep, q: str = "") -> dict[str, Any]:
+async def canned(
+    agent: AgentDep, people: PeopleApiDep, q: Annotated[str, Query(max_length=200)] = ""
+) -> dict[str, Any]:
     """The bot's canned replies whose title or text contains ``q``."""
     needle = q.strip().lower()
     replies = [
@@ -177,7 +181,12 @@ async def _desk_stream(people: PeopleApi, agent: Agent) -> AsyncIterator[bytes]:
                 yield HEARTBEAT_FRAME
 
 
-@router.get("/stream", summary="Queue changes as Server-Sent Events (keeps the agent online)")
+@router.get(
+    "/stream",
+    response_class=EventStreamResponse,
+    responses=STREAM_RESPONSE,
+    summary="Queue changes as Server-Sent Events (keeps the agent online)",
+)
 async def stream(agent: AgentDep, people: PeopleApiDep) -> StreamingResponse:
     """``event: queue`` data ``{"session_id"}`` whenever a conversation in the queue changes."""
     return sse_response(_desk_stream(people, agent))
@@ -214,6 +223,7 @@ async def conversation(session_id: str, agent: AgentDep, people: PeopleApiDep) -
                 "author": m.author,
                 "source": m.source,
                 "status": m.status,
+                "moderation": m.moderation,
                 "created_at": m.created_at.isoformat(),
             }
             for m in messages
@@ -223,13 +233,18 @@ async def conversation(session_id: str, agent: AgentDep, people: PeopleApiDep) -
     }
 
 
-@router.get("/conversations/{session_id}/events", summary="The conversation feed (SSE), resumable")
+@router.get(
+    "/conversations/{session_id}/events",
+    response_class=EventStreamResponse,
+    responses=STREAM_RESPONSE,
+    summary="The conversation feed (SSE), resumable",
+)
 async def conversation_events(
     session_id: str,
     agent: AgentDep,
     people: PeopleApiDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: AfterSeq = None,
 ) -> StreamingResponse:
     """Every feed event (``user`` included) with ``id: <session_id>:<seq>``; ``typing`` live only."""
     await people.desk.can_view(session_id, agent)

@@ -11,6 +11,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kefu.errors import KefuError, RateLimited, UpstreamError
 
+MALFORMED_BODY = (
+    "the request body is not JSON kefu can read: it must be valid UTF-8, nested less deeply and with numbers "
+    "of a sane size"
+)
+
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one error body shape of the public API."""
@@ -45,6 +50,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it could not parse (bad UTF-8, nesting past the parser's depth, an integer
+            # too long to convert): the contract calls every malformed body a 422.
+            return error_response(422, "invalid_request", MALFORMED_BODY)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 

@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, Field
 from starlette.responses import StreamingResponse
 
 from kefu.api.deps import IdentityDep, LimitedIdentityDep, PeopleApi, PeopleApiDep
-from kefu.api.sse import HEARTBEAT_FRAME, sse_response
-from kefu.errors import InvalidInput
+from kefu.api.openapi import STREAM_RESPONSE
+from kefu.api.sse import HEARTBEAT_FRAME, EventStreamResponse, sse_response
+from kefu.api.validation import AfterSeq, SafeText, resume_point
 from kefu.handoff.service import Desk, Typing, state_data
 from kefu.store.desk import FeedEvent, HandoffRecord
 
@@ -24,14 +25,14 @@ SHOPPER_KINDS = frozenset({"handoff", "agent", "notice", "user", "rating"})
 class HandoffIn(BaseModel):
     """The shopper's "talk to a person" button, with an optional note for the agent."""
 
-    note: str | None = Field(default=None, max_length=500)
+    note: SafeText | None = Field(default=None, max_length=500)
 
 
 class RatingIn(BaseModel):
     """The shopper's rating of a conversation with a person."""
 
     score: int
-    comment: str | None = Field(default=None, max_length=1000)
+    comment: SafeText | None = Field(default=None, max_length=1000)
 
 
 async def handoff_view(desk: Desk, handoff: HandoffRecord | None) -> dict[str, Any] | None:
@@ -51,18 +52,6 @@ def feed_frame(event: FeedEvent | Typing) -> bytes:
     if isinstance(event, Typing):
         return b"event: typing\ndata: " + orjson.dumps({"agent": {"name": event.agent}}) + b"\n\n"
     return f"id: {event.session_id}:{event.seq}\nevent: {event.kind}\ndata: {event.data}\n\n".encode()
-
-
-def resume_point(session_id: str, last_event_id: str | None, after: int | None) -> int:
-    """Where a feed reader resumes: ``?after=`` or ``Last-Event-ID: <session_id>:<seq>``."""
-    if after is not None:
-        return after
-    if not last_event_id:
-        return 0
-    event_session, _, seq = last_event_id.rpartition(":")
-    if event_session != session_id or not seq.isdigit():
-        raise InvalidInput(f"Last-Event-ID must look like '{session_id}:<seq>'", code="invalid_last_event_id")
-    return int(seq)
 
 
 async def feed_stream(
@@ -94,13 +83,18 @@ async def post_handoff(
     return {"handoff": view, "notice": ticket.notice}
 
 
-@router.get("/{session_id}/events", summary="The conversation feed: people's messages and state changes (SSE)")
+@router.get(
+    "/{session_id}/events",
+    response_class=EventStreamResponse,
+    responses=STREAM_RESPONSE,
+    summary="The conversation feed: people's messages and state changes (SSE)",
+)
 async def get_feed(
     session_id: str,
     identity: IdentityDep,
     people: PeopleApiDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: AfterSeq = None,
 ) -> StreamingResponse:
     """``handoff``, ``agent``, ``notice``, ``user``, ``rating`` events with ``id: <session_id>:<seq>``, resumable
     with ``Last-Event-ID`` or ``?after=``; ``typing`` live only. Follows until the client goes away."""

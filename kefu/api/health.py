@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
-from kefu.api.deps import ReadinessDep
+from kefu.api.deps import OperatorDep, ReadinessDep
 
 router = APIRouter(tags=["ops"])
 
@@ -16,9 +16,16 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Dependencies are usable")
-async def readyz(ready: ReadinessDep) -> JSONResponse:
-    """503 if the database or Redis cannot be reached; a missing model is reported but not fatal."""
+@router.get(
+    "/readyz",
+    responses={503: {"description": "The database or Redis cannot be reached", "content": {"application/json": {}}}},
+    summary="Dependencies are usable",
+)
+async def readyz(ready: ReadinessDep, operator: OperatorDep) -> JSONResponse:
+    """503 if the database or Redis cannot be reached; a missing model is reported but not fatal.
+
+    Anyone sees whether each dependency is ok; only operators (a server API key) see why one is not, which
+    model and provider answer, and where: exception texts name hosts and ports."""
     checks: dict[str, dict[str, object]] = {}
     for name, probe in ready.probes:
         try:
@@ -36,10 +43,12 @@ async def readyz(ready: ReadinessDep) -> JSONResponse:
         }
     fatal = not (checks["database"]["ok"] and checks["hot_state"]["ok"])
     status = "unavailable" if fatal else ("ok" if checks["llm"]["ok"] else "degraded")
+    if not operator:
+        checks = {name: {"ok": check["ok"]} for name, check in checks.items()}
     return JSONResponse({"status": status, "checks": checks}, status_code=503 if fatal else 200)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
 async def metrics(ready: ReadinessDep) -> Response:
     """The Prometheus text exposition format."""
     return Response(ready.render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")

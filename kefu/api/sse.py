@@ -46,6 +46,7 @@ class EventStreamResponse(StreamingResponse):
     """
 
     body_iterator: AsyncIterator[bytes]
+    media_type = "text/event-stream"  # also what the OpenAPI document says of routes declaring this class
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # pragma: no cover - SSE routes are plain HTTP

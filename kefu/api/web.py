@@ -1,8 +1,9 @@
 """The browser side: the demo shop page, the full-page widget and the widget's static files.
 
 Everything comes from ``kefu/web`` (no CDN, no build step). Pages are ``no-cache`` and carry a strict
-Content-Security-Policy; assets carry an ETag (``304`` on ``If-None-Match``) and a short ``max-age`` so a new
-release reaches every embedding shop within minutes. Text files are sent gzip-compressed when the client accepts it.
+Content-Security-Policy (``kefu.api.security`` adds who may frame them and the other security headers); assets
+carry an ETag (``304`` on ``If-None-Match``) and a short ``max-age`` so a new release reaches every embedding shop
+within minutes. Text files are sent gzip-compressed when the client accepts it.
 
 * ``/``              the demo shop page with the widget open in a corner (``demo_router``: demo mode only)
 * ``/widget``        the widget alone, full page (phones, iframes)
@@ -43,10 +44,10 @@ _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'"
 )
-# The demo page may only be framed by itself; /widget is meant for iframes on shop pages.
-DEMO_PAGE_CSP = _CSP + "; frame-ancestors 'self'"
+# The demo page and /widget (meant for iframes on shop pages) leave framing to KEFU_FRAME_ANCESTORS.
+DEMO_PAGE_CSP = _CSP
 WIDGET_PAGE_CSP = _CSP
-# The desk is never framed (clickjacking of claim/close buttons) and sends no referrer beyond the origin.
+# The desk is never framed (clickjacking of claim/close buttons).
 DESK_PAGE_CSP = _CSP + "; frame-ancestors 'none'"
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
@@ -108,10 +109,10 @@ def _accepts_gzip(accept_encoding: str | None) -> bool:
 
 
 def serve(request: Request, path: Path, *, cache_control: str, headers: dict[str, str] | None = None) -> Response:
-    """``path`` as a response with ETag, caching and ``nosniff`` headers (gzip when accepted); 304 if unchanged."""
+    """``path`` as a response with ETag and caching headers (gzip when accepted); 304 if unchanged."""
     web_file = load(path)
     body, etag = web_file.body, web_file.etag
-    common = {"Cache-Control": cache_control, "X-Content-Type-Options": "nosniff", **(headers or {})}
+    common = {"Cache-Control": cache_control, **(headers or {})}
     if web_file.gzipped is not None:
         common["Vary"] = "Accept-Encoding"
         if _accepts_gzip(request.headers.get("accept-encoding")):
@@ -124,7 +125,7 @@ def serve(request: Request, path: Path, *, cache_control: str, headers: dict[str
 
 
 def _page_headers(csp: str) -> dict[str, str]:
-    return {"Content-Security-Policy": csp, "Referrer-Policy": "strict-origin-when-cross-origin"}
+    return {"Content-Security-Policy": csp}
 
 
 @demo_router.api_route("/", methods=["GET", "HEAD"])

@@ -8,6 +8,7 @@ Layout::
     <bot>/system_prompt.md   persona and rules for the model
     <bot>/texts.yaml         canned texts (``apology``, ``suggest_intro``), optional
     <bot>/handoff.yaml       people in the loop: hours, queue, notices, canned replies, webhooks (docs/handoff.md)
+    <bot>/moderation.yaml    sensitive-word lexicon: categories, actions, terms (docs/moderation.md)
     <bot>/tools/*.yaml       business tools (docs/tools.md)
     <bot>/flows/*.yaml       task flows (docs/flows.md)
     <bot>/kb/…               knowledge base (docs/kb.md)
@@ -30,6 +31,7 @@ from kefu.flows.interpreter import FlowInterpreter
 from kefu.flows.spec import FlowSet, load_flows
 from kefu.handoff.config import HandoffConfig, load_handoff_config
 from kefu.kb.botdir import kb_dir, load_bot_content
+from kefu.moderation import ExternalModeration, Moderator, load_moderation
 from kefu.obs.metrics import Metrics
 from kefu.text.lexicon import load_lexicon
 from kefu.tools.registry import ToolRegistry
@@ -49,10 +51,14 @@ class Bot:
     interpreter: FlowInterpreter
     fingerprint: str
     handoff: HandoffConfig = field(default_factory=HandoffConfig)
+    moderator: Moderator = field(default_factory=Moderator.empty_moderator)
+    external_moderation: ExternalModeration | None = None
 
     async def aclose(self) -> None:
-        """Close the tools' HTTP client."""
+        """Close the tools' (and the external moderation hook's) HTTP clients."""
         await self.tools.aclose()
+        if self.external_moderation is not None:
+            await self.external_moderation.aclose()
 
 
 def _texts(path: Path, problems: Problems) -> CannedTexts:
@@ -117,6 +123,7 @@ def load_bot(
         return None, problems
     texts = _texts(bot_dir / "texts.yaml", problems)
     handoff = load_handoff_config(bot_dir / "handoff.yaml", problems)
+    moderator, external_moderation = load_moderation(bot_dir, problems)
     tools = ToolRegistry.load(bot_dir, problems, env=env, allow_hosts=allow_hosts, metrics=metrics, mounts=mounts)
     lexicon = load_lexicon(kb_dir(bot_dir), LoadReport())
     flows = load_flows(bot_dir, problems, tools.risks(), lexicon=lexicon)
@@ -134,5 +141,7 @@ def load_bot(
         interpreter=interpreter,
         fingerprint=fingerprint(bot_dir),
         handoff=handoff,
+        moderator=moderator,
+        external_moderation=external_moderation,
     )
     return (None if problems.errors else bot), problems

@@ -17,14 +17,17 @@ from kefu.engine.ending import Ending
 from kefu.engine.events import DoneEvent, FlowStatus, SourceRef
 from kefu.engine.flow_step import FlowAnswer, FlowStep, TurnRef
 from kefu.engine.history import build_messages
+from kefu.engine.output import ModelOutput
 from kefu.engine.people import REQUEST_HUMAN, People, handed_over, request_human_spec
 from kefu.engine.sharing import SharedAnswers
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import UpstreamError, UpstreamNotConfigured
 from kefu.kb.knowledge import Knowledge, KnowledgeResult
-from kefu.llm.base import ChatModel, ChatRequest, Finish, TextDelta, Usage
+from kefu.llm.base import ChatModel, ChatRequest, Finish, TextDelta, ToolCall, Usage
+from kefu.moderation import ExternalModeration, Moderator, Verdict
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
+from kefu.pii import ALL_KINDS, PiiKind, Pseudonyms
 from kefu.store.base import ContextMessage, MessageStatus
 
 log = get_logger("kefu.answer")
@@ -51,6 +54,9 @@ class Answerer:
         content_version: str = "",
         flow_step: FlowStep | None = None,
         people: People | None = None,
+        pii_kinds: tuple[PiiKind, ...] = ALL_KINDS,
+        moderator: Moderator | None = None,
+        external_moderation: ExternalModeration | None = None,
     ) -> None:
         self._people = people
         self._model = model
@@ -58,15 +64,32 @@ class Answerer:
         self._metrics = metrics
         self._token_budget = token_budget
         self._shared = shared
-        self.use_bot(system_prompt=system_prompt, texts=texts, flow_step=flow_step, content_version=content_version)
+        self._pii_kinds = pii_kinds
+        self.use_bot(
+            system_prompt=system_prompt,
+            texts=texts,
+            flow_step=flow_step,
+            content_version=content_version,
+            moderator=moderator,
+            external_moderation=external_moderation,
+        )
 
     def use_bot(
-        self, *, system_prompt: str, texts: CannedTexts | None, flow_step: FlowStep | None, content_version: str
+        self,
+        *,
+        system_prompt: str,
+        texts: CannedTexts | None,
+        flow_step: FlowStep | None,
+        content_version: str,
+        moderator: Moderator | None = None,
+        external_moderation: ExternalModeration | None = None,
     ) -> None:
         """Switch to (re)loaded bot content; turns already running keep what they started with."""
         self._system_prompt = system_prompt
         self._texts = texts or CannedTexts()
         self._flow_step = flow_step
+        self._moderator = moderator if moderator is not None and not moderator.empty else None
+        self._external = external_moderation
         # Answers are shared only between turns that would send the model the very same request.
         model = self._model
         self._version = f"{content_version}|{model.name if model else ''}|{model.model if model else ''}"
@@ -75,6 +98,36 @@ class Answerer:
     def people(self) -> People | None:
         """The people step (None: no handoffs to people in this process)."""
         return self._people
+
+    def screen(self, text: str) -> Verdict | None:
+        """The lexicon's verdict on a shopper's message (None: nothing hit), before anything else sees it."""
+        if self._moderator is None:
+            return None
+        verdict = self._moderator.check(text, where="input")
+        if verdict.action == "allow":
+            return None
+        self._count(verdict, "input")
+        return verdict
+
+    async def screen_external(self, text: str) -> Verdict | None:
+        """The external moderation endpoint's verdict on a shopper's message, if one is configured."""
+        if self._external is None:
+            return None
+        verdict = await self._external.check(text, where="input")
+        if verdict.action == "allow":
+            return None
+        self._count(verdict, "input")
+        return verdict
+
+    def blocked(self, turn_id: str, verdict: Verdict, writer: DeltaWriter) -> Ending:
+        """The polite canned reply to a message the lexicon blocks; the model never sees the message."""
+        writer.write(verdict.reply or self._texts.apology)
+        done = DoneEvent(turn_id, finish_reason="content_filter", source="moderation")
+        return Ending("complete", done, source="moderation", moderation=verdict.mark)
+
+    def _count(self, verdict: Verdict, where: str) -> None:
+        for category in verdict.categories:
+            self._metrics.moderation_hits.labels(category=category, action=verdict.action, where=where).inc()
 
     @property
     def flow_step(self) -> FlowStep | None:
@@ -127,7 +180,12 @@ class Answerer:
         system = self._system_prompt
         if passages:
             system += GROUNDING + "\n".join(f"[{i + 1}] {h.title}\n{h.text}" for i, h in enumerate(passages))
-        messages = build_messages(system, history, text, token_budget=self._token_budget)
+        # The provider never sees the shopper's numbers: placeholders go out, the shopper's own values come back.
+        names = Pseudonyms(self._pii_kinds) if self._pii_kinds else None
+        sent_history = [ContextMessage(m.role, names.mask(m.content)) for m in history] if names else history
+        sent_text = names.mask(text) if names else text
+        messages = build_messages(system, sent_history, sent_text, token_budget=self._token_budget)
+        out = ModelOutput(writer, names, self._moderator)
         functions = tuple(flow_step.functions()) if flow_step is not None else ()
         if self._people is not None:
             functions += (request_human_spec(),)
@@ -141,33 +199,58 @@ class Answerer:
             assert self._shared is not None
             cached = await self._shared.cached(key)
             if cached is not None:
-                writer.write(cached.text)
-                return self._done(
-                    turn_id, cached.source, model=cached.model, sources=_refs(cached.sources), cached=True
-                )
+                out.write(cached.text)
+                out.close()
+                if out.blocked is None:
+                    return self._done(
+                        turn_id,
+                        cached.source,
+                        model=cached.model,
+                        sources=_refs(cached.sources),
+                        cached=True,
+                        moderation=out.mark,
+                    )
+                return self._withheld(turn_id, out, writer, source=cached.source, model=cached.model, usage=None)
             model = self._model
             pairs = tuple((r.id, r.title) for r in refs)
             flight, leader = self._shared.join(key, lambda: model.stream(request), source=source, sources=pairs)
             async for piece in flight.follow():
-                writer.write(piece)
+                out.write(piece)
+                if out.blocked is not None:
+                    break  # the flight goes on for the others; their own check withholds it from them too
             # The upstream call (its chunks and tokens) is accounted to the turn that started it, once.
             usage, finish = (flight.usage, flight.finish) if leader else (None, flight.finish)
             chunks = len(flight.pieces) if leader else 0
         else:
-            usage, finish, chunks = await self._stream(request, writer)
+            usage, finish, chunks = await self._stream(request, out)
         self._metrics.upstream_chunks.inc(chunks)
+        out.close()
+        for verdict in out.verdicts:
+            self._count(verdict, "output")
+        if out.blocked is not None:
+            model_name = (finish.model if finish is not None else None) or self._model.model
+            return self._withheld(turn_id, out, writer, source=source, model=model_name, usage=usage)
         assert finish is not None  # ChatModel guarantees a Finish or an exception
         model_name = finish.model or self._model.model
-        if finish.tool_calls:
-            asked = next((c for c in finish.tool_calls if c.name == REQUEST_HUMAN), None)
+        tool_calls = finish.tool_calls
+        if names is not None and names.active:
+            # The model passes the placeholders it saw; flows and tools get the shopper's real values.
+            tool_calls = tuple(ToolCall(c.id, c.name, names.restore(c.arguments)) for c in tool_calls)
+        if tool_calls:
+            asked = next((c for c in tool_calls if c.name == REQUEST_HUMAN), None)
             if asked is not None and self._people is not None:
                 reason = _reason_argument(asked.arguments) or text
                 return await self._hand_over(
-                    turn, text, history, writer, reason_code="model", reason=reason, model=model_name, usage=usage
+                    turn,
+                    text,
+                    history,
+                    writer,
+                    reason_code="model",
+                    reason=reason,
+                    model=model_name,
+                    usage=usage,
                 )
-            flow_answer = (
-                await flow_step.start_from_model(turn, text, finish.tool_calls) if flow_step is not None else None
-            )
+            flow_answer = await flow_step.start_from_model(turn, text, tool_calls) if flow_step is not None else None
             if flow_answer is not None:
                 if writer.text_parts:
                     writer.write("\n\n")
@@ -184,21 +267,52 @@ class Answerer:
         )
         # "length" / "content_filter" end the stream cleanly, but the answer is not whole.
         status: MessageStatus = "complete" if finish.reason in ("stop", "tool_calls") else "interrupted"
-        return Ending(status, done, source=source, model=model_name, usage=usage)
+        return Ending(status, done, source=source, model=model_name, usage=usage, moderation=out.mark)
 
-    async def _stream(self, request: ChatRequest, writer: DeltaWriter) -> tuple[Usage | None, Finish | None, int]:
+    def _withheld(
+        self,
+        turn_id: str,
+        out: ModelOutput,
+        writer: DeltaWriter,
+        *,
+        source: str,
+        model: str | None,
+        usage: Usage | None,
+    ) -> Ending:
+        """The model's answer hit a blocking term: it stops where the clean text ends, then the canned reply."""
+        assert out.blocked is not None
+        reply = out.blocked.reply or self._texts.apology
+        writer.write(("\n\n" if writer.text_parts else "") + reply)
+        done = DoneEvent(
+            turn_id,
+            finish_reason="content_filter",
+            source=source,
+            model=model,
+            usage=usage.as_dict() if usage else None,
+        )
+        return Ending("interrupted", done, source=source, model=model, usage=usage, moderation=out.mark)
+
+    async def _stream(self, request: ChatRequest, out: ModelOutput) -> tuple[Usage | None, Finish | None, int]:
         assert self._model is not None
         usage: Usage | None = None
         finish: Finish | None = None
         chunks = 0
-        async for event in self._model.stream(request):
-            if isinstance(event, TextDelta):
-                writer.write(event.text)
-                chunks += 1
-            elif isinstance(event, Usage):
-                usage = event
-            elif isinstance(event, Finish):
-                finish = event
+        stream = self._model.stream(request)
+        try:
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    out.write(event.text)
+                    chunks += 1
+                    if out.blocked is not None:
+                        break  # nothing more of this answer will be shown: stop paying for it
+                elif isinstance(event, Usage):
+                    usage = event
+                elif isinstance(event, Finish):
+                    finish = event
+        finally:
+            closing = getattr(stream, "aclose", None)
+            if closing is not None:
+                await closing()
         return usage, finish, chunks
 
     async def _degraded(
@@ -318,6 +432,7 @@ class Answerer:
         suggestions: tuple[str, ...] = (),
         cached: bool = False,
         handoff_offered: bool = False,
+        moderation: str | None = None,
     ) -> Ending:
         done = DoneEvent(
             turn_id,
@@ -329,7 +444,7 @@ class Answerer:
             cached=cached,
             handoff_offered=handoff_offered,
         )
-        return Ending("complete", done, source=source, model=model)
+        return Ending("complete", done, source=source, model=model, moderation=moderation)
 
 
 def _refs(pairs: tuple[tuple[str, str], ...]) -> tuple[SourceRef, ...]:

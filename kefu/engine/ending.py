@@ -29,6 +29,8 @@ class Ending:
     model: str | None = None
     usage: Usage | None = None
     before: tuple[HandoffEvent, ...] = ()  # events logged just before the terminal one
+    moderation: str | None = None  # what content moderation did to the answer (``<action>:<category>``)
+    question_mark: str | None = None  # ... and to the question, when only known while answering (external check)
 
     @property
     def hands_over(self) -> bool:
@@ -60,6 +62,7 @@ async def store_answer(
             model=ending.model,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
+            moderation=ending.moderation,
         )
     return status
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kefu.llm.base import ChatMessage
-from kefu.store.base import ContextMessage, MessageRecord
+from kefu.store.base import ContextMessage, MessageRecord, MessageStatus
 
 
 def estimate_tokens(text: str) -> int:
@@ -17,12 +17,23 @@ def estimate_tokens(text: str) -> int:
     return len(text.encode()) // 3 + 4  # +4: per-message framing overhead
 
 
+# Appended to an answer that was cut off, so the model does not take half a sentence for what it said.
+CUT_OFF = "\n[这条回答被中断，没有说完]"
+
+
+def assistant_context(text: str, status: MessageStatus) -> ContextMessage:
+    """How one of the bot's stored answers is replayed to the model: an interrupted one is marked as cut off."""
+    return ContextMessage("assistant", text + CUT_OFF if status == "interrupted" else text)
+
+
 def context_from_records(records: Sequence[MessageRecord]) -> list[ContextMessage]:
     """Stored messages worth replaying to the model (answers with no text are left out). A person's replies are
     the shop's side of the conversation too: the model sees them as assistant turns, marked as a person's."""
     return [
         ContextMessage(role="assistant", content=f"[人工客服 {r.author or ''}] {r.content}")
         if r.role == "agent"
+        else assistant_context(r.content, r.status)
+        if r.role == "assistant"
         else ContextMessage(role=r.role, content=r.content)
         for r in records
         if r.content

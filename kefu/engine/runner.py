@@ -12,10 +12,12 @@ from kefu.engine.answering import Answerer
 from kefu.engine.ending import Ending, store_answer
 from kefu.engine.events import ErrorEvent, encode
 from kefu.engine.flow_step import TurnRef
-from kefu.engine.history import context_from_records
+from kefu.engine.history import assistant_context, context_from_records
+from kefu.engine.output import starred
 from kefu.engine.people import OPEN_STATES
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import KefuError, UpstreamError
+from kefu.moderation import Verdict
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
 from kefu.store.base import (
@@ -55,6 +57,7 @@ class AcceptedTurn:
     # The cached context window the service read while accepting the turn; None: nothing was cached, load from SQL.
     history: list[ContextMessage] | None = None
     handoff_state: str = "bot"  # who owns the conversation as the session row said (a cached window: the bot)
+    screened: Verdict | None = None  # the lexicon's verdict on the message (None: nothing hit)
     accepted_at: float = field(default_factory=time.monotonic)
 
 
@@ -115,6 +118,10 @@ class TurnRunner:
         durable, and flows store their state only once the session row exists."""
         self._metrics.active_turns.inc()
         self._renewed[turn.turn_id] = self._clock()  # begin_turn took the lease just now
+        turn.screened = self._answerer.screen(turn.text)
+        if turn.screened is not None and turn.screened.action in ("block", "mask"):
+            # Flagged words are starred in what is stored and remembered, so they never reach the model later.
+            turn.text = starred(turn.text, turn.screened)
         loop = asyncio.get_running_loop()
         writer = self._writer(turn)
         row_ready: asyncio.Future[None] | None = loop.create_future() if turn.new_session else None
@@ -200,6 +207,14 @@ class TurnRunner:
         )
 
     async def _answer(self, turn: AcceptedTurn, ref: TurnRef, writer: DeltaWriter) -> Ending:
+        screened = turn.screened
+        if screened is not None and screened.action == "block":
+            return self._answerer.blocked(turn.turn_id, screened, writer)
+        external = await self._answerer.screen_external(turn.text)
+        if external is not None and external.action == "block":
+            ending = self._answerer.blocked(turn.turn_id, external, writer)
+            ending.question_mark = external.mark
+            return ending
         people = self._answerer.people
         if people is not None and turn.handoff_state in OPEN_STATES:
             # A person owns the conversation: the message goes to them; the bot does not answer.
@@ -247,9 +262,12 @@ class TurnRunner:
         # a shopper who saw `done` may send the next message at once, to any replica, and that turn must find
         # the session free and this exchange in its history.
         status = await store_answer(self._store, turn.session_id, turn.turn_id, text, ending)
+        question_mark = ending.question_mark or (turn.screened.mark if turn.screened is not None else None)
+        if question_mark is not None:
+            await self._store.mark_message(turn.turn_id, "user", question_mark)
         remember = [ContextMessage("user", turn.text)]
         if text:
-            remember.append(ContextMessage("assistant", text))
+            remember.append(assistant_context(text, status))
         if ending.hands_over:
             # While a person owns the conversation no window is cached, so every replica reads who owns it from
             # SQL; the next bot turn rebuilds it from the transcript (with the person's replies).

@@ -37,6 +37,13 @@ class Metrics:
             ["provider", "code"],
             registry=self.registry,
         )
+        self.moderation_hits = Counter(
+            "kefu_moderation_hits_total",
+            "Messages the moderation lexicon (or the external endpoint) hit, by category, action "
+            "(block/mask/flag) and where (input: the shopper's message, output: the model's answer).",
+            ["category", "action", "where"],
+            registry=self.registry,
+        )
         # --- people in the loop ---
         self.handoffs = Counter(
             "kefu_handoffs_total",

@@ -5,8 +5,8 @@ Two kinds of state:
 * :class:`TranscriptStore` — durable: sessions and their messages, in SQL (SQLite or PostgreSQL).
 * :class:`HotState` — short-lived coordination state, in process memory (single process) or in Redis (shared by
   every worker and replica). Callers use its narrow parts: :class:`TurnLog` (turn registration and event log),
-  :class:`TurnLeases` (turn leases, cancel flags, per-session locks) and :class:`ContextCache` (the cached
-  context window).
+  :class:`TurnLeases` (turn leases, cancel flags, per-session locks), :class:`ContextCache` (the cached
+  context window) and :class:`JobLocks` (one process at a time for background jobs).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class MessageRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     author: str | None = None  # an agent's display name (role ``agent``)
+    moderation: str | None = None  # what content moderation did, ``<action>:<category>`` (kefu.moderation)
 
 
 class TranscriptStore(Protocol):
@@ -96,12 +97,18 @@ class TranscriptStore(Protocol):
         model: str | None,
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
+        moderation: str | None = None,
     ) -> bool:
         """Store the answer of a turn exactly once.
 
         Returns False (and changes nothing) when an assistant message for ``turn_id`` already exists or the
         session no longer exists.
         """
+        ...
+
+    async def mark_message(self, turn_id: str, role: MessageRole, mark: str) -> bool:
+        """Record what content moderation did to a stored message (``<action>:<category>``); False if there is
+        no such message (yet)."""
         ...
 
     async def list_messages(
@@ -200,6 +207,12 @@ class TurnLog(Protocol):
         """
         ...
 
+    async def forget_turns(self, turn_ids: Sequence[str]) -> int:
+        """Delete every trace of these turns at once (metadata, log, lease, cancel flag), so that a deleted or
+        erased conversation cannot be replayed from its turn logs until they expire. A running turn's next
+        append is refused, as for a finished log. Returns how many of the turns still existed."""
+        ...
+
 
 class TurnLeases(Protocol):
     """Who runs a turn (its lease), cancel requests, and the per-session lock of the running turn."""
@@ -260,7 +273,20 @@ class ContextCache(Protocol):
         ...
 
 
-class HotState(TurnLog, TurnLeases, ContextCache, Protocol):
+class JobLocks(Protocol):
+    """One lock per named background job, so that one process at a time runs it (e.g. the retention sweep)."""
+
+    async def acquire_job(self, name: str, holder: str, *, lease_seconds: float) -> bool:
+        """Take the job's lock for ``holder`` for ``lease_seconds``; its holder calling again extends it. False
+        while another holder has it."""
+        ...
+
+    async def release_job(self, name: str, holder: str) -> None:
+        """Release the lock if ``holder`` still holds it."""
+        ...
+
+
+class HotState(TurnLog, TurnLeases, ContextCache, JobLocks, Protocol):
     """All short-lived coordination state, as one backend (memory or Redis) provides it.
 
     Callers depend on the narrow protocols above; only the runtime that builds the backend holds this.

@@ -99,6 +99,14 @@ class FlowStates:
             await conn.execute(delete(STATES).where(STATES.c.session_id == session_id))
         await self._hot_set(session_id, _NONE)
 
+    async def forget(self, session_id: str) -> None:
+        """Drop the hot copy entirely (a deleted or erased session): :meth:`clear` leaves a "no flow" marker under
+        a key that names the session. The SQL row goes with the session's rows."""
+        if self._redis is not None:
+            await self._redis.delete(self._key(session_id))
+        else:
+            self._memory.pop(session_id, None)
+
     async def aclose(self) -> None:
         """Close the SQL pool (Redis belongs to the caller)."""
         await self._engine.dispose()

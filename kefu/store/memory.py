@@ -120,6 +120,7 @@ class MemoryHotState:
         self._cancels: dict[str, _Expiring] = {}
         self._locks: dict[str, _Expiring] = {}
         self._contexts: dict[str, _Context] = {}
+        self._jobs: dict[str, _Expiring] = {}
         self._next_sweep = clock() + sweep_interval
 
     # --- turn log ---
@@ -170,6 +171,18 @@ class MemoryHotState:
             return [] if turn is None else await turn.log.read(after, 0)
         return await turn.log.read(after, timeout)
 
+    async def forget_turns(self, turn_ids: Sequence[str]) -> int:
+        forgotten = 0
+        for turn_id in turn_ids:
+            turn = self._turns.pop(turn_id, None)
+            if turn is not None:
+                forgotten += 1
+                if not turn.log.finished:
+                    turn.log.extend((), finished=True)  # wakes its readers, who then find nothing
+            self._leases.pop(turn_id, None)
+            self._cancels.pop(turn_id, None)
+        return forgotten
+
     # --- leases and cancellation ---
 
     async def renew_lease(self, turn_id: str, session_id: str, *, owner: str, lease_seconds: float) -> bool:
@@ -208,6 +221,21 @@ class MemoryHotState:
         lock = self._locks.get(session_id)
         if lock is not None and lock.value == turn_id:
             del self._locks[session_id]
+
+    # --- background job locks ---
+
+    async def acquire_job(self, name: str, holder: str, *, lease_seconds: float) -> bool:
+        now = self._now_and_sweep()
+        lock = self._jobs.get(name)
+        if lock is not None and lock.expires_at > now and lock.value != holder:
+            return False
+        self._jobs[name] = _Expiring(holder, now + lease_seconds)
+        return True
+
+    async def release_job(self, name: str, holder: str) -> None:
+        lock = self._jobs.get(name)
+        if lock is not None and lock.value == holder:
+            del self._jobs[name]
 
     # --- context cache ---
 
@@ -257,6 +285,7 @@ class MemoryHotState:
         self._cancels.clear()
         self._locks.clear()
         self._contexts.clear()
+        self._jobs.clear()
 
     # --- expiry ---
 
@@ -275,7 +304,7 @@ class MemoryHotState:
         return now
 
     def _sweep(self, now: float) -> None:
-        for table in (self._turns, self._leases, self._cancels, self._locks, self._contexts):
+        for table in (self._turns, self._leases, self._cancels, self._locks, self._contexts, self._jobs):
             expired = [key for key, entry in table.items() if entry.expires_at <= now]
             for key in expired:
                 del table[key]

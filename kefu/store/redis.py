@@ -8,6 +8,7 @@ Key layout (Redis Cluster safe: all keys a script or transaction touches share o
     {prefix}:turn:{<turn_id>}:cancel   string, present once cancel was requested
     {prefix}:session:{<session_id>}:lock   string turn id, PX lease
     {prefix}:session:{<session_id>}:ctx    list: a header (the owner's user id), then orjson messages, oldest first
+    {prefix}:job:{<name>}:lock         string holder, PX lease (one process at a time runs a background job)
 
 Each method is one round trip. The process producing a turn also keeps a local mirror of its log, so
 readers in the same process (the usual case: the request that started the turn) are woken in memory
@@ -220,6 +221,9 @@ class RedisHotState:
     def _session_key(self, session_id: str, part: str) -> str:
         return f"{self._prefix}:session:{{{session_id}}}:{part}"
 
+    def _job_key(self, name: str) -> str:
+        return f"{self._prefix}:job:{{{name}}}:lock"
+
     # --- turn log ---
 
     async def create_turn(self, meta: TurnMeta, *, owner: str, lease_seconds: float) -> None:
@@ -333,6 +337,20 @@ class RedisHotState:
                 return []
         return _parse_xread(reply)
 
+    async def forget_turns(self, turn_ids: Sequence[str]) -> int:
+        if not turn_ids:
+            return 0
+        for turn_id in turn_ids:
+            mirror = self._mirrors.get(turn_id)
+            if mirror is not None:
+                self._retire_mirror(turn_id, mirror, grace=0.0)
+        # One DEL per turn (its keys share a hash slot), all in one round trip.
+        pipe = self._client.pipeline(transaction=False)
+        for turn_id in turn_ids:
+            pipe.delete(*(self._turn_key(turn_id, part) for part in ("meta", "log", "lease", "cancel")))
+        deleted = await pipe.execute()
+        return sum(1 for count in deleted if count)
+
     def _retire_mirror(self, turn_id: str, mirror: _Mirror, *, grace: float) -> None:
         if not mirror.log.finished:
             mirror.log.extend((), finished=True)  # wakes readers; they continue from Redis
@@ -391,6 +409,15 @@ class RedisHotState:
 
     async def release_session(self, session_id: str, turn_id: str) -> None:
         await self._release(keys=[self._session_key(session_id, "lock")], args=[turn_id])
+
+    # --- background job locks ---
+
+    async def acquire_job(self, name: str, holder: str, *, lease_seconds: float) -> bool:
+        taken_by = await self._acquire(keys=[self._job_key(name)], args=[holder, _ms(lease_seconds)])
+        return taken_by is None
+
+    async def release_job(self, name: str, holder: str) -> None:
+        await self._release(keys=[self._job_key(name)], args=[holder])
 
     # --- context cache ---
 

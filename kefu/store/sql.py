@@ -82,6 +82,7 @@ _MESSAGE_COLUMNS = (
     MessageRow.prompt_tokens,
     MessageRow.completion_tokens,
     MessageRow.author,
+    MessageRow.moderation,
 )
 _SESSION_BY_ID = select(*_SESSION_COLUMNS).where(SessionRow.id == bindparam("session_id"))
 _ASSISTANT_COLUMNS = [
@@ -95,6 +96,7 @@ _ASSISTANT_COLUMNS = [
     "prompt_tokens",
     "completion_tokens",
     "created_at",
+    "moderation",
 ]
 # Selecting from sessions makes a deleted session a no-op instead of a foreign-key error.
 _ASSISTANT_SOURCE = select(
@@ -108,6 +110,7 @@ _ASSISTANT_SOURCE = select(
     bindparam("prompt_tokens", type_=Integer()),
     bindparam("completion_tokens", type_=Integer()),
     bindparam("now", type_=UTCDateTime()),
+    bindparam("moderation", type_=String()),
 ).where(SessionRow.id == bindparam("session_id"))
 _TOUCH = update(SessionRow).where(SessionRow.id == bindparam("session_id"))
 _TOUCH_ONLY = _TOUCH.values(last_active_at=bindparam("now"))
@@ -382,6 +385,7 @@ def _message(row: RowMapping) -> MessageRecord:
         prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"],
         author=row["author"],
+        moderation=row["moderation"],
     )
 
 
@@ -506,9 +510,11 @@ class SqlTranscriptStore:
         model: str | None,
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
+        moderation: str | None = None,
     ) -> bool:
         """Store the answer once. Also returns False (storing nothing) when the session was deleted."""
         params = {
+            "moderation": moderation,
             "session_id": session_id,
             "turn_id": turn_id,
             "content": content,
@@ -522,6 +528,19 @@ class SqlTranscriptStore:
 
         def op(conn: Connection) -> bool:
             return conn.execute(self._insert_assistant, params).scalar_one_or_none() is not None
+
+        return cast(bool, await self.writes.run(op))
+
+    async def mark_message(self, turn_id: str, role: MessageRole, mark: str) -> bool:
+        """Record what content moderation did to a stored message; False if there is no such message."""
+        query = (
+            update(MessageRow)
+            .where(MessageRow.turn_id == turn_id, MessageRow.role == role)
+            .values(moderation=mark[:64])
+        )
+
+        def op(conn: Connection) -> bool:
+            return conn.execute(query).rowcount > 0
 
         return cast(bool, await self.writes.run(op))
 

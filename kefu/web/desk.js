@@ -97,6 +97,7 @@
       src_fallback: "兜底回复",
       src_cache: "缓存",
       src_human: "人工",
+      src_moderation: "内容审核",
       status_interrupted: "回答中断",
       status_failed: "回答失败",
       sending: "发送中…",
@@ -231,6 +232,7 @@
       src_fallback: "fallback",
       src_cache: "cache",
       src_human: "human",
+      src_moderation: "moderation",
       status_interrupted: "interrupted",
       status_failed: "failed",
       sending: "sending…",
@@ -962,6 +964,8 @@
     const head = h("div", { class: "msg-head" }, h("span", { class: "who", text: who }));
     if (role === "assistant" && m.source) head.append(h("span", { class: "src", "data-source": m.source, text: label("src_", m.source) }));
     if (m.status === "interrupted" || m.status === "failed") head.append(h("span", { class: "src warn", text: t("status_" + m.status) }));
+    // Content moderation's mark ("flag:ads", "block:abuse"): shown so an agent can review it.
+    if (m.moderation) head.append(h("span", { class: "src warn", "data-moderation": m.moderation, text: String(m.moderation) }));
     if (m.created_at) head.append(h("time", { datetime: m.created_at, text: timeOf(m.created_at) }));
     return h(
       "div",

@@ -6,10 +6,12 @@ import httpx
 
 from tests.support import KefuServer, auth, chat
 
+ADMIN = {"Authorization": "Bearer test-api-key"}
+
 
 def test_healthz_and_readyz(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    ready = client.get("/readyz")
+    ready = client.get("/readyz", headers=ADMIN)  # details are for operators (tests/api/test_hardening.py)
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ok"
@@ -29,7 +31,7 @@ def test_metrics_count_turns_and_ttft(client: httpx.Client) -> None:
 def test_server_without_model_starts_and_says_so(make_server) -> None:  # type: ignore[no-untyped-def]
     server: KefuServer = make_server(None)
     with httpx.Client(base_url=server.url, timeout=30) as http:
-        ready = http.get("/readyz").json()
+        ready = http.get("/readyz", headers=ADMIN).json()
         assert ready["status"] == "degraded"
         assert ready["checks"]["llm"]["ok"] is False
         assert "KEFU_LLM_API_KEY" in ready["checks"]["llm"]["detail"]

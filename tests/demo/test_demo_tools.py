@@ -10,9 +10,10 @@ import pytest
 from kefu.bot.functions import model_functions
 from kefu.config import DEMO_BOT_DIR, Settings
 from kefu.content.problems import Problems
-from kefu.demo.shop import MOUNT_PATH
+from kefu.demo.shop import MOUNT_PATH, shop_token
 from kefu.demo.shop.api import create_shop_app
 from kefu.demo.shop.data import ShopStore
+from kefu.runtime import tool_env
 from kefu.tools.base import ToolContext
 from kefu.tools.registry import ToolRegistry
 
@@ -131,11 +132,32 @@ async def test_demo_tools_without_url_are_not_configured() -> None:
         await registry.aclose()
 
 
-async def test_app_mounts_shop_only_in_demo_mode() -> None:
+async def test_app_mounts_shop_only_in_demo_mode_and_only_for_its_token() -> None:
     from kefu.app import create_app
 
     for demo, status in ((True, 200), (False, 404)):
-        app = create_app(Settings(demo=demo, jwt_secret="x" * 32, _env_file=None))  # type: ignore[call-arg]
+        settings = Settings(demo=demo, jwt_secret="x" * 32, _env_file=None)  # type: ignore[call-arg]
+        app = create_app(settings)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kefu.test") as client:
-            response = await client.get(f"{MOUNT_PATH}/products/EP-PRO-01")
+            orders = f"{MOUNT_PATH}/orders"
+            token = {"Authorization": f"Bearer {shop_token(settings)}"} if demo else {}
+            response = await client.get(f"{MOUNT_PATH}/products/EP-PRO-01", headers=token)
             assert response.status_code == status
+            if demo:
+                # Anyone on the network reaches the mount: without the token, nobody's orders (nor anything else).
+                for headers in ({}, {"Authorization": "Bearer guess"}):
+                    refused = await client.get(orders, params={"user_id": "visitor-a"}, headers=headers)
+                    assert refused.status_code == 401, refused.text
+                mine = await client.get(orders, headers={**token, "X-Shop-User": "visitor-a"})
+                assert mine.status_code == 200 and mine.json()["orders"]
+
+
+def test_tools_get_the_token_of_the_mounted_shop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEFU_DEMO_SHOP_TOKEN", raising=False)
+    settings = Settings(demo=True, jwt_secret="x" * 32, demo_shop_url="http://127.0.0.1:1/demo/shop-api")
+    env = tool_env(settings)
+    assert env["KEFU_DEMO_SHOP_TOKEN"] == shop_token(settings) and len(env["KEFU_DEMO_SHOP_TOKEN"]) >= 32
+    # Every worker of one server derives the same; another secret gives another token.
+    assert shop_token(settings) == shop_token(Settings(demo=True, jwt_secret="x" * 32))
+    assert shop_token(settings) != shop_token(Settings(demo=True, jwt_secret="y" * 32))
+    assert shop_token(Settings(demo=True, demo_shop_token="chosen")) == "chosen"

@@ -12,6 +12,8 @@ from kefu.demo.shop.api import create_shop_app
 from kefu.demo.shop.data import ShopStore
 
 DELIVERED, SHIPPED, PAID, OLD = "DD20261101001", "DD20261105002", "DD20261110003", "DD20261001004"
+# The user the caller (kefu's tool layer) acts for.
+U1, U2 = {"X-Shop-User": "u1"}, {"X-Shop-User": "u2"}
 
 
 @pytest.fixture
@@ -22,7 +24,7 @@ async def shop() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_shop_lists_the_seed_orders_newest_first(shop: httpx.AsyncClient) -> None:
-    orders = (await shop.get("/orders", params={"user_id": "u1"})).json()["orders"]
+    orders = (await shop.get("/orders", headers=U1)).json()["orders"]
     assert [o["order_id"] for o in orders] == [PAID, SHIPPED, DELIVERED, OLD]
     first = orders[2]
     assert first["status"] == "delivered" and first["status_text"] == "已签收"
@@ -30,7 +32,7 @@ async def test_shop_lists_the_seed_orders_newest_first(shop: httpx.AsyncClient) 
 
 
 async def test_shop_order_detail(shop: httpx.AsyncClient) -> None:
-    order = (await shop.get(f"/orders/{DELIVERED}", params={"user_id": "u1"})).json()
+    order = (await shop.get(f"/orders/{DELIVERED}", headers=U1)).json()
     assert order["items"] == [{"sku": "EP-PRO-01", "name": "无线蓝牙耳机 Pro", "qty": 1, "price": 399.0}]
     assert order["total"] == 399.0 and order["address"] == "上海市浦东新区世纪大道100号"
     delivered = datetime.fromisoformat(order["delivered_at"])
@@ -39,30 +41,30 @@ async def test_shop_order_detail(shop: httpx.AsyncClient) -> None:
 
 
 async def test_shop_unknown_order_is_404(shop: httpx.AsyncClient) -> None:
-    response = await shop.get("/orders/DD000", params={"user_id": "u1"})
+    response = await shop.get("/orders/DD000", headers=U1)
     assert (response.status_code, response.json()) == (404, {"error": "not_found"})
 
 
 async def test_shop_verify_phone(shop: httpx.AsyncClient) -> None:
     url = f"/orders/{PAID}/verify-phone"
-    assert (await shop.post(url, json={"user_id": "u1", "phone_last4": "1234"})).json() == {"verified": True}
-    assert (await shop.post(url, json={"user_id": "u1", "phone_last4": "9999"})).json() == {"verified": False}
-    bad = await shop.post(url, json={"user_id": "u1", "phone_last4": "12a"})
+    assert (await shop.post(url, json={"phone_last4": "1234"}, headers=U1)).json() == {"verified": True}
+    assert (await shop.post(url, json={"phone_last4": "9999"}, headers=U1)).json() == {"verified": False}
+    bad = await shop.post(url, json={"phone_last4": "12a"}, headers=U1)
     assert bad.status_code == 422 and "phone_last4" in bad.text
 
 
 async def test_shop_parcel_in_transit_and_not_shipped(shop: httpx.AsyncClient) -> None:
-    parcel = (await shop.get(f"/orders/{SHIPPED}/parcel", params={"user_id": "u1"})).json()
+    parcel = (await shop.get(f"/orders/{SHIPPED}/parcel", headers=U1)).json()
     assert parcel["shipped"] and parcel["carrier"] == "顺丰速运" and parcel["tracking_no"] == "SF1234567890"
     assert len(parcel["events"]) == 4 and parcel["latest"] == parcel["events"][0]
     assert parcel["events"][0]["time"] > parcel["events"][-1]["time"]
-    pending = (await shop.get(f"/orders/{PAID}/parcel", params={"user_id": "u1"})).json()
+    pending = (await shop.get(f"/orders/{PAID}/parcel", headers=U1)).json()
     assert pending["shipped"] is False and pending["events"] == [] and pending["latest"] is None
 
 
 async def test_shop_return_eligibility_follows_the_7_day_window(shop: httpx.AsyncClient) -> None:
     async def check(order_id: str) -> dict[str, object]:
-        response = await shop.get(f"/orders/{order_id}/return-eligibility", params={"user_id": "u1"})
+        response = await shop.get(f"/orders/{order_id}/return-eligibility", headers=U1)
         data: dict[str, object] = response.json()
         return data
 
@@ -80,37 +82,37 @@ async def test_shop_return_window_moves_with_the_clock() -> None:
 
 
 async def test_shop_create_return_then_already_requested(shop: httpx.AsyncClient) -> None:
-    body = {"user_id": "u1", "order_id": DELIVERED, "reason": "不想要了"}
-    created = await shop.post("/returns", json=body)
+    body = {"order_id": DELIVERED, "reason": "不想要了"}
+    created = await shop.post("/returns", json=body, headers=U1)
     assert created.status_code == 201
     assert created.json()["refund_amount"] == 399.0 and created.json()["return_id"].startswith("RT")
-    again = await shop.post("/returns", json=body)
+    again = await shop.post("/returns", json=body, headers=U1)
     assert (again.status_code, again.json()) == (409, {"error": "already_requested"})
-    check = await shop.get(f"/orders/{DELIVERED}/return-eligibility", params={"user_id": "u1"})
+    check = await shop.get(f"/orders/{DELIVERED}/return-eligibility", headers=U1)
     assert check.json()["reason"] == "already_requested"
 
 
 @pytest.mark.parametrize(("order_id", "code"), [(OLD, "outside_window"), (SHIPPED, "not_delivered")])
 async def test_shop_create_return_refused(shop: httpx.AsyncClient, order_id: str, code: str) -> None:
-    response = await shop.post("/returns", json={"user_id": "u1", "order_id": order_id, "reason": "x"})
+    response = await shop.post("/returns", json={"order_id": order_id, "reason": "x"}, headers=U1)
     assert (response.status_code, response.json()) == (409, {"error": code})
 
 
 async def test_shop_change_address_only_before_shipping(shop: httpx.AsyncClient) -> None:
     new = "北京市朝阳区建国路88号"
-    changed = await shop.patch(f"/orders/{PAID}/address", json={"user_id": "u1", "address": new})
+    changed = await shop.patch(f"/orders/{PAID}/address", json={"address": new}, headers=U1)
     assert changed.json() == {"order_id": PAID, "address": new}
-    assert (await shop.get(f"/orders/{PAID}", params={"user_id": "u1"})).json()["address"] == new
-    refused = await shop.patch(f"/orders/{SHIPPED}/address", json={"user_id": "u1", "address": new})
+    assert (await shop.get(f"/orders/{PAID}", headers=U1)).json()["address"] == new
+    refused = await shop.patch(f"/orders/{SHIPPED}/address", json={"address": new}, headers=U1)
     assert (refused.status_code, refused.json()) == (409, {"error": "already_shipped"})
 
 
 async def test_shop_users_have_separate_copies(shop: httpx.AsyncClient) -> None:
-    await shop.patch(f"/orders/{PAID}/address", json={"user_id": "u1", "address": "北京市朝阳区建国路88号"})
-    await shop.post("/returns", json={"user_id": "u1", "order_id": DELIVERED, "reason": "x"})
-    other = (await shop.get(f"/orders/{PAID}", params={"user_id": "u2"})).json()
+    await shop.patch(f"/orders/{PAID}/address", json={"address": "北京市朝阳区建国路88号"}, headers=U1)
+    await shop.post("/returns", json={"order_id": DELIVERED, "reason": "x"}, headers=U1)
+    other = (await shop.get(f"/orders/{PAID}", headers=U2)).json()
     assert other["address"] == "上海市浦东新区世纪大道100号"
-    check = await shop.get(f"/orders/{DELIVERED}/return-eligibility", params={"user_id": "u2"})
+    check = await shop.get(f"/orders/{DELIVERED}/return-eligibility", headers=U2)
     assert check.json()["eligible"] is True
 
 
@@ -122,9 +124,21 @@ async def test_shop_products(shop: httpx.AsyncClient) -> None:
     assert (await shop.get("/products/NOPE")).status_code == 404
 
 
-async def test_shop_missing_user_id_is_422(shop: httpx.AsyncClient) -> None:
+async def test_shop_missing_user_is_422(shop: httpx.AsyncClient) -> None:
     response = await shop.get("/orders")
-    assert response.status_code == 422 and "user_id" in response.text
+    assert response.status_code == 422 and "x-shop-user" in response.text.lower()
+
+
+async def test_shop_never_takes_the_user_from_the_query_or_the_body(shop: httpx.AsyncClient) -> None:
+    # u2 asks for u1's orders by naming u1 where the old API read the user from.
+    assert (await shop.get("/orders", params={"user_id": "u1"})).status_code == 422
+    await shop.patch(f"/orders/{PAID}/address", json={"address": "北京市朝阳区建国路88号"}, headers=U1)
+    as_u2 = await shop.get(f"/orders/{PAID}", params={"user_id": "u1"}, headers=U2)
+    assert as_u2.json()["address"] == "上海市浦东新区世纪大道100号"
+    body = {"user_id": "u1", "order_id": DELIVERED, "reason": "x"}
+    assert (await shop.post("/returns", json=body, headers=U2)).status_code == 201
+    check = await shop.get(f"/orders/{DELIVERED}/return-eligibility", headers=U1)
+    assert check.json()["eligible"] is True  # u1's order was not touched
 
 
 async def test_shop_token_checked_when_set() -> None:

@@ -42,3 +42,10 @@ def test_build_messages_never_starts_history_with_assistant() -> None:
 def test_build_messages_sends_question_even_when_over_budget() -> None:
     messages = build_messages("SYS", _history(3), "长" * 500, token_budget=10)
     assert [m.role for m in messages] == ["system", "user"]
+
+
+def test_interrupted_answers_are_replayed_as_cut_off() -> None:
+    from kefu.engine.history import CUT_OFF, assistant_context
+
+    assert assistant_context("部分", "interrupted").content == "部分" + CUT_OFF
+    assert assistant_context("完整", "complete").content == "完整"

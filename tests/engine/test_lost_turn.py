@@ -13,6 +13,7 @@ import pytest
 
 from kefu.engine.ending import LostTurns
 from kefu.engine.events import ErrorEvent, Logged
+from kefu.engine.history import CUT_OFF
 from kefu.errors import Conflict
 from tests.engine.conftest import ALICE, HEARTBEAT, LEASE_SECONDS, Engine, Replica
 from tests.engine.fakes import FakeModel, assert_well_formed, collect, eventually, texts
@@ -74,11 +75,12 @@ async def test_lost_turn_releases_the_session_and_the_next_turn_sees_the_partial
 
     nxt = await survivor.chat.start_turn(ALICE, "第二问", session_id)
     assert texts(await engine.follow_all(survivor, nxt)) == "第二个回答"
-    # The dead process never cached this turn in the context window: the next turn reloads it from SQL.
+    # The dead process never cached this turn in the context window: the next turn reloads it from SQL, and the
+    # model is told the partial answer was cut off.
     [request] = survivor_model.requests
     assert [(m.role, m.content) for m in request.messages if m.role != "system"] == [
         ("user", "第一问"),
-        ("assistant", "部分"),
+        ("assistant", "部分" + CUT_OFF),
         ("user", "第二问"),
     ]
     messages = await engine.store.list_messages(session_id)

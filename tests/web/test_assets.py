@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
+from tests.support import MockLLM
 from tests.web.conftest import WebStack
+from tests.web.test_widget import answers, ask, expect, open_demo
 
 WEB = Path(__file__).resolve().parents[2] / "kefu" / "web"
 
@@ -42,8 +46,9 @@ def test_pages_are_no_cache_with_a_content_security_policy(web_stack: WebStack) 
             assert page.headers["cache-control"] == "no-cache"
             assert "script-src 'self'" in page.headers["content-security-policy"]
             assert 'src="/widget.js"' in page.text
-        assert "frame-ancestors 'self'" in http.get("/").headers["content-security-policy"]
-        assert "frame-ancestors" not in http.get("/widget").headers["content-security-policy"]
+            # Framing is KEFU_FRAME_ANCESTORS (default: kefu's own pages only), for embedding /widget in a shop.
+            assert "frame-ancestors 'self'" in page.headers["content-security-policy"]
+            assert page.headers["x-frame-options"] == "SAMEORIGIN"
 
 
 def test_demo_page_only_in_demo_mode_but_widget_always(tmp_path: Path) -> None:
@@ -98,3 +103,28 @@ def test_widget_never_parses_html_or_loads_from_elsewhere() -> None:
         html = (WEB / page).read_text()
         urls = re.findall(r'(?:src|href)="([^"]+)"', html)
         assert urls and all(u.startswith(("/", "#")) for u in urls), urls
+
+
+@pytest.mark.browser
+def test_pages_break_no_rule_of_their_content_security_policy(
+    page: Any, web_stack: WebStack, fresh_mock: MockLLM
+) -> None:
+    page.add_init_script(
+        """window.__csp = [];
+        document.addEventListener('securitypolicyviolation',
+            (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`), true);"""
+    )
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    for path in ("/desk", "/widget"):
+        page.goto(web_stack.url + path)
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("window.__csp") == [], path
+    # The demo page with a whole answer: styles set from script, Markdown rendered, the stream read.
+    open_demo(page, web_stack.url)
+    fresh_mock.script({"text": "**好的**，请看 [说明](https://xiaopu.example/faq)。"})
+    ask(page, "运费怎么算？")
+    expect(answers(page).last).to_have_attribute("data-state", "complete")
+    assert page.evaluate("window.__csp") == []
+    assert [line for line in console if "Content Security Policy" in line] == []
+    assert page.js_errors == []

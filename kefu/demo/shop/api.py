@@ -1,9 +1,13 @@
 """The demo shop's merchant API, what the demo bot's tools call: an app of its own (FastAPI), which ``kefu serve``
 mounts under :data:`~kefu.demo.shop.MOUNT_PATH` in demo mode.
 
-GET endpoints take the user as ``?user_id=``, POST/PATCH as a JSON field. Someone else's order answers 404
-like an order that does not exist. Errors are ``{"error": code}``; a bad token, a malformed request or an
-unknown path get the error body of kefu's own API (``{"error": {"code", "message"}}``).
+The caller is kefu's tool layer, never a browser: it proves itself with ``Authorization: Bearer <token>`` (always
+required where kefu mounts the API, see :func:`kefu.demo.shop.shop_token`) and names the user it acts for in the
+``X-Shop-User`` header, filled from the verified identity of the turn (the tools' ``bind: user.id``). No user id in
+a query or a body is read. Someone else's order answers 404 like an order that does not exist.
+
+Errors are ``{"error": code}``; a bad token, a malformed request or an unknown path get the error body of kefu's
+own API (``{"error": {"code", "message"}}``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import secrets
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -20,23 +24,23 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from starlette.types import Scope
 
+from kefu.demo.shop import USER_HEADER
 from kefu.demo.shop.data import CHINA, STATUS_TEXT, Order, Product, ShopStore
 from kefu.errors import AuthError, KefuError
 
-UserId = Annotated[str, Query(min_length=1, max_length=200)]
+# The user the caller acts for; only the bearer token makes it believable.
+UserId = Annotated[str, Header(alias=USER_HEADER, min_length=1, max_length=200)]
 
 
 class VerifyPhone(BaseModel):
     """Body of ``POST /orders/{order_id}/verify-phone``."""
 
-    user_id: str = Field(min_length=1, max_length=200)
     phone_last4: str = Field(pattern=r"^\d{4}$")
 
 
 class NewReturn(BaseModel):
     """Body of ``POST /returns``."""
 
-    user_id: str = Field(min_length=1, max_length=200)
     order_id: str = Field(min_length=1, max_length=40)
     reason: str = Field(min_length=1, max_length=500)
 
@@ -44,7 +48,6 @@ class NewReturn(BaseModel):
 class NewAddress(BaseModel):
     """Body of ``PATCH /orders/{order_id}/address``."""
 
-    user_id: str = Field(min_length=1, max_length=200)
     address: str = Field(min_length=5, max_length=200)
 
 
@@ -75,7 +78,8 @@ def _order(o: Order) -> dict[str, Any]:
 
 
 def create_shop_router(store: ShopStore, token: str | None = None) -> APIRouter:
-    """The API over ``store``. With ``token`` set, every request needs ``Authorization: Bearer <token>``."""
+    """The API over ``store``. With ``token`` set, every request needs ``Authorization: Bearer <token>`` (without
+    one, only for in-process use: tests and ``kefu test``)."""
 
     async def check_token(authorization: Annotated[str | None, Header()] = None) -> None:
         if token and not secrets.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
@@ -105,8 +109,8 @@ def create_shop_router(store: ShopStore, token: str | None = None) -> APIRouter:
         return _order(order) if order else _error(404, "not_found")
 
     @router.post("/orders/{order_id}/verify-phone", summary="Does the phone number on file end with these digits?")
-    async def verify_phone(order_id: str, body: VerifyPhone) -> Any:
-        order = store.order(body.user_id, order_id)
+    async def verify_phone(order_id: str, body: VerifyPhone, user_id: UserId) -> Any:
+        order = store.order(user_id, order_id)
         if order is None:
             return _error(404, "not_found")
         return {"verified": store.phone_on_file.endswith(body.phone_last4)}
@@ -144,8 +148,8 @@ def create_shop_router(store: ShopStore, token: str | None = None) -> APIRouter:
         return {"eligible": reason == "ok", "reason": reason, "deadline": _time(deadline)}
 
     @router.post("/returns", status_code=201, summary="Open a return request")
-    async def create_return(body: NewReturn) -> Any:
-        order = store.order(body.user_id, body.order_id)
+    async def create_return(body: NewReturn, user_id: UserId) -> Any:
+        order = store.order(user_id, body.order_id)
         if order is None:
             return _error(404, "not_found")
         reason, return_id = store.create_return(order)
@@ -159,8 +163,8 @@ def create_shop_router(store: ShopStore, token: str | None = None) -> APIRouter:
         }
 
     @router.patch("/orders/{order_id}/address", summary="Change the delivery address before shipping")
-    async def change_address(order_id: str, body: NewAddress) -> Any:
-        order = store.order(body.user_id, order_id)
+    async def change_address(order_id: str, body: NewAddress, user_id: UserId) -> Any:
+        order = store.order(user_id, order_id)
         if order is None:
             return _error(404, "not_found")
         if order.status != "paid":
@@ -235,6 +239,7 @@ class _ShopMount(Mount):
         return match, child
 
 
-def shop_mount(path: str, store: ShopStore, token: str | None = None) -> Mount:
-    """The shop app mounted at ``path``, for the main app's routes (``kefu serve`` in demo mode)."""
+def shop_mount(path: str, store: ShopStore, token: str) -> Mount:
+    """The shop app mounted at ``path``, for the main app's routes (``kefu serve`` in demo mode): reachable from
+    the network, so it always checks ``token``."""
     return _ShopMount(path, app=create_shop_app(store, token=token, docs=False))
