@@ -126,8 +126,8 @@ class Answerer:
         return Ending("complete", done, source="moderation", moderation=verdict.mark)
 
     def _count(self, verdict: Verdict, where: str) -> None:
-        for category in verdict.categories:
-            self._metrics.moderation_hits.labels(category=category, action=verdict.action, where=where).inc()
+        for category, action in dict.fromkeys((h.category, h.action) for h in verdict.hits):
+            self._metrics.moderation_hits.labels(category=category, action=action, where=where).inc()
 
     @property
     def flow_step(self) -> FlowStep | None:
@@ -225,8 +225,8 @@ class Answerer:
             usage, finish, chunks = await self._stream(request, out)
         self._metrics.upstream_chunks.inc(chunks)
         out.close()
-        for verdict in out.verdicts:
-            self._count(verdict, "output")
+        for category, action in dict.fromkeys((h.category, h.action) for v in out.verdicts for h in v.hits):
+            self._metrics.moderation_hits.labels(category=category, action=action, where="output").inc()
         if out.blocked is not None:
             model_name = (finish.model if finish is not None else None) or self._model.model
             return self._withheld(turn_id, out, writer, source=source, model=model_name, usage=usage)

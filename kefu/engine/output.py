@@ -2,10 +2,10 @@
 
 The model writes ``[手机号1]`` where the shopper wrote their number (:class:`kefu.pii.Pseudonyms`); the shopper must
 see their own number again, so placeholders are restored as the text streams (a placeholder split across chunks
-is held until it is whole). Then content moderation: nothing the lexicon flags may ever reach the browser, so the
-last ``hold`` characters stay back until the text after them shows they are not the start of a flagged term. A
-term is at most ``window`` characters (spans with evasion characters inserted up to twice that), so holding
-``2 * window`` characters is enough, and the stream is late by at most that much text, never by a whole answer.
+is held until it is whole). Then content moderation: nothing the lexicon flags may ever reach the browser, so an
+ending that may be the beginning of a term ("傻", "加微") stays back until the text after it shows whether it is.
+Only such an ending is held — at most the longest term, with evasion characters up to twice that — so ordinary
+text streams with no delay at all, and a held ending is late by a few characters, never a whole answer.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ class ModelOutput:
         self._writer = writer
         self._restorer = StreamRestorer(pseudonyms) if pseudonyms is not None and pseudonyms.active else None
         self._moderator = moderator if moderator is not None and not moderator.empty else None
-        self._hold = 2 * self._moderator.window if self._moderator is not None else 0
         self._held = ""
         self.blocked: Verdict | None = None  # a blocking term was found: nothing more is shown
         self.verdicts: list[Verdict] = []  # every verdict that was not "allow" (for marks and metrics)
@@ -65,15 +64,18 @@ class ModelOutput:
                 self._writer.write(text)
             return
         held = self._held + text
-        verdict = moderator.check(held, where="output")
-        if verdict.action != "allow":
+        # Only text with a character of some term can hit: most chunks skip the check with a lookup per character.
+        suspect = moderator.may_hit(held)
+        verdict = moderator.check(held, where="output", partial=not final) if suspect else None
+        if verdict is not None and verdict.action != "allow":
             self._remember(verdict)
             if verdict.action == "block":
                 self.blocked = verdict
                 self._held = ""
                 return
             held = verdict.text  # masked terms are starred, same length
-        cut = len(held) if final else max(0, len(held) - self._hold)
+        # Hold back only an ending that may still grow into a term ("傻", "傻 "); everything else goes out now.
+        cut = len(held) if final or not suspect else moderator.pending(held)
         if cut:
             self._writer.write(held[:cut])
         self._held = held[cut:]

@@ -215,6 +215,12 @@ class TurnRunner:
             ending = self._answerer.blocked(turn.turn_id, external, writer)
             ending.question_mark = external.mark
             return ending
+        ending = await self._respond(turn, ref, writer)
+        if external is not None:  # flag / mask from the endpoint: the question is marked for review
+            ending.question_mark = ending.question_mark or external.mark
+        return ending
+
+    async def _respond(self, turn: AcceptedTurn, ref: TurnRef, writer: DeltaWriter) -> Ending:
         people = self._answerer.people
         if people is not None and turn.handoff_state in OPEN_STATES:
             # A person owns the conversation: the message goes to them; the bot does not answer.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import ahocorasick  # type: ignore[import-not-found]
@@ -64,11 +65,13 @@ class Verdict:
         return f"{self.action}:{first}"[:64]
 
 
+@lru_cache(maxsize=65536)
 def fold(char: str) -> str:
     """One character as the lexicon compares it (may be empty or longer for a few compatibility characters)."""
     return to_simplified(unicodedata.normalize("NFKC", char).casefold())
 
 
+@lru_cache(maxsize=65536)
 def _kept(char: str) -> bool:
     return unicodedata.category(char)[0] in "LN"
 
@@ -98,6 +101,8 @@ class Moderator:
     default_reply: str = "抱歉，这条消息包含不适宜的内容，我无法处理。请换个说法，或回复“转人工”联系客服。"
     _cjk: Any = None
     _ascii: Any = None
+    _chars: frozenset[str] = frozenset()  # every folded character of every term: text without one hits nothing
+    _prefixes: frozenset[str] = frozenset()  # every prefix of every term (skeleton form), the whole term included
 
     @classmethod
     def build(
@@ -112,16 +117,25 @@ class Moderator:
         cjk = ahocorasick.Automaton()
         ascii_ = ahocorasick.Automaton()
         longest = 0
+        chars: set[str] = set()
+        prefixes: set[str] = set()
         for name, words in terms.items():
             for word in words:
                 folded, _ = skeleton(word)
                 if not folded:
                     continue
+                chars.update(folded)
+                prefixes.update(folded[:i] for i in range(1, len(folded) + 1))
                 automaton = ascii_ if _is_ascii_term(folded) else cjk
                 entries = automaton.get(folded, ()) if folded in automaton else ()
                 automaton.add_word(folded, (*entries, (folded, name)))
                 longest = max(longest, len(folded))
-        moderator = cls(categories=dict(categories), window=max(window or 0, longest))
+        moderator = cls(
+            categories=dict(categories),
+            window=max(window or 0, longest),
+            _chars=frozenset(chars),
+            _prefixes=frozenset(prefixes),
+        )
         if default_reply:
             moderator.default_reply = default_reply
         if len(cjk):
@@ -142,10 +156,30 @@ class Moderator:
         """No terms at all."""
         return self._cjk is None and self._ascii is None
 
-    def scan(self, text: str) -> list[Hit]:
-        """Every hit in ``text``, in order of position in the original text."""
+    def may_hit(self, text: str) -> bool:
+        """False when no character of ``text`` occurs in any term (then nothing in it can hit): a lookup each."""
+        terms = self._chars
+        return any(c in terms for ch in text for c in fold(ch))
+
+    def pending(self, text: str) -> int:
+        """Where the end of ``text`` may be the beginning of a term (a stream must hold that part back until more
+        text shows whether it is): the index of the longest such suffix, ``len(text)`` when there is none."""
+        if not text or not self._prefixes:
+            return len(text)
+        tail = text[-2 * self.window :]  # separators between a term's characters at most double its length
+        skel, where = skeleton(tail)
+        for size in range(min(len(skel), self.window), 0, -1):
+            if skel[-size:] in self._prefixes:
+                return len(text) - len(tail) + where[-size]
+        return len(text)
+
+    def scan(self, text: str, *, partial: bool = False) -> list[Hit]:
+        """Every hit in ``text``, in order of position in the original text. ``partial``: more text follows (a
+        streamed answer), so an English term at the very end is not a whole word yet."""
         if self.empty or not text:
             return []
+        if not self.may_hit(text):
+            return []  # the common case
         hits: list[Hit] = []
         if self._cjk is not None:
             skel, where = skeleton(text)
@@ -158,6 +192,8 @@ class Moderator:
             for end, entries in self._ascii.iter(folded):
                 for term, name in entries:
                     start = end - len(term) + 1
+                    if partial and end + 1 >= len(folded):
+                        continue  # "ass" may yet become "assemble": decided when the next character comes
                     if _boundary(folded, start - 1) and _boundary(folded, end + 1):
                         hits.append(self._hit(start, end + 1, term, name))
         hits.sort(key=lambda h: (h.start, -h.end))
@@ -167,9 +203,9 @@ class Moderator:
         category = self.categories.get(name)
         return Hit(start, end, term, name, category.action if category else "flag")
 
-    def check(self, text: str, *, where: Where = "input") -> Verdict:
-        """The verdict on ``text`` for the categories that apply ``where``."""
-        hits = [h for h in self.scan(text) if self._applies(h.category, where)]
+    def check(self, text: str, *, where: Where = "input", partial: bool = False) -> Verdict:
+        """The verdict on ``text`` for the categories that apply ``where`` (``partial``: see :meth:`scan`)."""
+        hits = [h for h in self.scan(text, partial=partial) if self._applies(h.category, where)]
         if not hits:
             return Verdict("allow", text=text)
         action = max((h.action for h in hits), key=lambda a: _RANK[a])

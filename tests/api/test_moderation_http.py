@@ -60,3 +60,20 @@ def test_flagged_model_output_is_withheld_and_stored_honestly(make_server: Make,
     assert shown.startswith("这个问题可以这样处理") and "官方页面" in shown
     assert events[-1].data["finish_reason"] == "content_filter"
     assert stored[1]["status"] == "interrupted" and stored[1]["content"] == shown
+
+
+def test_the_lexicon_reloads_with_the_bot(make_server: Make, fresh_mock: MockLLM, tmp_path: Path) -> None:
+    bot = tmp_path / "bot"
+    shutil.copytree(MODEL_ONLY_BOT, bot)
+    server = make_server(fresh_mock, KEFU_BOT_DIR=str(bot))
+    fresh_mock.script({"text": "好的"})
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        assert answer_text(chat(http, "mod-4", "帮我弄个暗号甲")) == "好的"
+        (bot / "moderation.yaml").write_text(
+            "categories:\n  custom: {action: block, reply: 不行。}\nterms:\n  custom: [暗号甲]\n", encoding="utf-8"
+        )
+        reload = http.post("/v1/admin/bot/reload", headers={"Authorization": "Bearer test-api-key"})
+        assert reload.status_code == 200, reload.text
+        events = chat(http, "mod-4", "帮我弄个暗号甲")
+    assert answer_text(events) == "不行。" and events[-1].data["source"] == "moderation"
+    assert fresh_mock.stats()["requests"] == 1

@@ -81,7 +81,25 @@ async def test_masked_and_flagged_terms(tmp_path: Path, size: int) -> None:
     await stream(out, writer, pieces_of("别说傻逼这种话，有事加微信也不行哦", size))
     assert "".join(log.deltas) == "别说**这种话，有事加微信也不行哦"
     assert out.blocked is None and out.mark == "mask:abuse"
-    assert {v.action for v in out.verdicts} == {"mask", "flag"}
+    assert {(h.category, h.action) for v in out.verdicts for h in v.hits} == {("abuse", "mask"), ("ads", "flag")}
+
+
+async def test_only_an_ending_that_may_become_a_term_is_held(tmp_path: Path) -> None:
+    log = Log()
+    writer = DeltaWriter(log.append, interval=0)
+    writer.start()
+    out = ModelOutput(writer, None, moderator(tmp_path))
+    out.write("好的，请不要")
+    assert writer.text == "好的，请不要"  # nothing in it can begin a term: no delay at all
+    out.write("加")
+    assert writer.text == "好的，请不要"  # "加" may become "加微信"
+    out.write("班")
+    assert writer.text == "好的，请不要加班"
+    out.write("傻 ")
+    assert writer.text == "好的，请不要加班"
+    out.close()
+    await writer.close()
+    assert writer.text == "好的，请不要加班傻 "
 
 
 async def test_the_hold_back_is_bounded(tmp_path: Path) -> None:
