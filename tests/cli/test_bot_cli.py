@@ -30,6 +30,9 @@ def test_bot_check_reports_every_problem_with_file_and_line(tmp_path: Path) -> N
         encoding="utf-8",
     )
     (tmp_path / "texts.yaml").write_text("apologee: 抱歉\n", encoding="utf-8")
+    (tmp_path / "moderation.yaml").write_text(
+        "categories:\n  abuse: {action: starr}\nterms:\n  ads: [加微信]\n", encoding="utf-8"
+    )
     result = CliRunner().invoke(app, ["bot", "check", str(tmp_path)])
     assert result.exit_code == 1
     out = result.output
@@ -37,6 +40,7 @@ def test_bot_check_reports_every_problem_with_file_and_line(tmp_path: Path) -> N
     assert "orders.yaml:1" in out and "risk" in out  # a tool without a risk level
     assert "orders.yaml:6" in out  # a literal secret in a header
     assert "texts.yaml" in out and "apologee" in out
+    assert "moderation.yaml" in out and "categories.abuse.action" in out
     assert "would refuse" in out
 
 
