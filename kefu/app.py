@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from kefu import __version__
-from kefu.api import admin_bot, admin_kb, chat, completions, demo, desk, handoff, health, sessions, web
-from kefu.api.deps import BotAdmin, PeopleApi, Readiness, Services, TurnApi
+from kefu.api import admin_bot, admin_kb, chat, completions, demo, desk, handoff, health, privacy, sessions, web
+from kefu.api.deps import BotAdmin, PeopleApi, PrivacyApi, Readiness, Services, TurnApi
 from kefu.api.errors import install_error_handlers
 from kefu.api.openapi import CLIENT_ERRORS
 from kefu.api.request_guard import RequestGuard
@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         web.router,
         admin_kb.router,
         admin_bot.router,
+        privacy.router,
+        privacy.admin_router,
     ):
         app.include_router(router, responses=CLIENT_ERRORS)
     if settings.demo:
@@ -110,6 +112,7 @@ def services_of(runtime: Runtime) -> Services:
             deliveries=lambda limit: runtime.webhooks.deliveries(limit),
             heartbeat=settings.sse_heartbeat,
         ),
+        privacy=PrivacyApi(rights=runtime.rights, retention=runtime.retention),
     )
 
 

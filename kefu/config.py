@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     # Personal data the model provider never sees: each kind is replaced by a placeholder ([手机号1]) in what is
     # sent, and restored in what the shopper sees. Any of phone,id_card,bank_card,email; "none" turns it off.
     pii_mask: str = "phone,id_card,bank_card,email"
+    # Retention: conversations idle this long have their personal data replaced by its type (0 = never) ...
+    retention_anonymise_hours: float = Field(default=72.0, ge=0)
+    # ... and are deleted entirely this long after their last message (0 = never).
+    retention_delete_days: float = Field(default=180.0, ge=0)
+    # How often each replica tries a sweep (one runs at a time, lock in the hot state); 0 = only `kefu privacy sweep`.
+    retention_sweep_seconds: float = Field(default=3600.0, ge=0)
 
     # --- serving ---
     cors_origins: str = ""

@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,6 +38,8 @@ from kefu.llm.base import ChatModel
 from kefu.llm.factory import build_chat_model
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
+from kefu.privacy.retention import Retention, RetentionPolicy
+from kefu.privacy.rights import Rights
 from kefu.ratelimit import RateLimiter
 from kefu.store.base import HotState, TranscriptStore
 from kefu.store.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
@@ -44,6 +47,7 @@ from kefu.store.desk import DeskStore
 from kefu.store.factory import build_hot_state, build_transcript_store
 from kefu.store.flowstate import FlowStates
 from kefu.store.migrate import upgrade_database
+from kefu.store.privacy import PrivacyStore
 from kefu.store.redis import redis_client
 from kefu.store.sql import create_engine_for
 
@@ -71,6 +75,8 @@ class Runtime:
     accounts: AgentAccounts
     webhooks: Webhooks
     hub: FeedHub
+    rights: Rights
+    retention: Retention
     redis: Redis | None = None
     tool_mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
     _retired: list[Bot] = field(default_factory=list)
@@ -140,6 +146,25 @@ async def _expire_queue(desk: Desk, every: float) -> None:
             await desk.expire_queue()
         except Exception as exc:
             log.warning("queue_expiry_failed", error=repr(exc))
+
+
+async def _sweep(retention: Retention, every: float) -> None:
+    # Every replica tries; the job lock lets one sweep at a time, the others find it taken and wait for the next.
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await retention.sweep()
+        except Exception as exc:
+            log.warning("privacy_sweep_failed", error=repr(exc))
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    """The retention periods configured (0 = never)."""
+    anonymise, delete = settings.retention_anonymise_hours, settings.retention_delete_days
+    return RetentionPolicy(
+        anonymise_after=timedelta(hours=anonymise) if anonymise > 0 else None,
+        delete_after=timedelta(days=delete) if delete > 0 else None,
+    )
 
 
 def flow_step_for(bot: Bot, states: FlowStates, knowledge: Knowledge, metrics: Metrics) -> FlowStep | None:
@@ -244,7 +269,7 @@ async def build_runtime(
 
     async def forget(session_id: str) -> None:
         # What the session's rows do not take with them (feed, notes and handoffs cascade in SQL).
-        await flow_states.clear(session_id)
+        await flow_states.forget(session_id)
         await webhooks.forget_session(session_id)
 
     flow_step = flow_step_for(bot, flow_states, knowledge, metrics)
@@ -297,7 +322,18 @@ async def build_runtime(
         people=people,
     )
     webhooks.start()
+    privacy = PrivacyStore(aux_engine)
+    rights = Rights(
+        privacy, turns=hot, leases=hot, context=hot, flows=flow_states, lease_seconds=settings.turn_lease_seconds
+    )
+    retention = Retention(
+        privacy, policy=retention_policy(settings), turns=hot, context=hot, flows=flow_states, locks=hot
+    )
     background = [asyncio.create_task(_expire_queue(desk, 15.0), name="handoff-queue-expiry")]
+    if settings.retention_sweep_seconds > 0:
+        background.append(
+            asyncio.create_task(_sweep(retention, settings.retention_sweep_seconds), name="privacy-retention-sweep")
+        )
     return Runtime(
         settings=settings,
         store=store,
@@ -318,5 +354,7 @@ async def build_runtime(
         hub=hub,
         redis=redis,
         tool_mounts=tool_mounts,
+        rights=rights,
+        retention=retention,
         _background=background,
     )

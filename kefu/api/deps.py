@@ -25,6 +25,8 @@ from kefu.handoff.webhooks import DeliveryRecord
 from kefu.identity import Authenticator, Identity
 from kefu.kb.knowledge import Knowledge
 from kefu.llm.base import ChatModel
+from kefu.privacy.retention import Retention
+from kefu.privacy.rights import Rights
 from kefu.ratelimit import RateLimiter
 from kefu.store.desk import HandoffRecord
 
@@ -69,6 +71,14 @@ class PeopleApi:
 
 
 @dataclass(frozen=True, slots=True)
+class PrivacyApi:
+    """What the data-subject and retention endpoints use."""
+
+    rights: Rights
+    retention: Retention
+
+
+@dataclass(frozen=True, slots=True)
 class Services:
     """Everything the HTTP layer reads from the process, grouped by the endpoints that use it."""
 
@@ -79,6 +89,7 @@ class Services:
     knowledge: Callable[[], Knowledge]  # the current knowledge base (read per request: it may be replaced)
     bot_admin: BotAdmin
     people: PeopleApi
+    privacy: PrivacyApi
 
 
 def services(request: Request) -> Services:
@@ -125,6 +136,14 @@ async def get_people(request: Request) -> PeopleApi:
 
 
 PeopleApiDep = Annotated[PeopleApi, Depends(get_people)]
+
+
+async def get_privacy(request: Request) -> PrivacyApi:
+    """The privacy endpoints' slice of the process."""
+    return services(request).privacy
+
+
+PrivacyApiDep = Annotated[PrivacyApi, Depends(get_privacy)]
 
 DESK_COOKIE = "kefu_desk"
 DESK_TOKEN_PREFIX = "kd_"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kefu.cli import agent, bot, chat, db, kb, mock, serve, test, token
+from kefu.cli import agent, bot, chat, db, kb, mock, privacy, serve, test, token
 
 app = typer.Typer(
     name="kefu",
@@ -22,6 +22,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(kb.app, name="kb")
 app.add_typer(bot.app, name="bot")
 app.add_typer(agent.app, name="agent")
+app.add_typer(privacy.app, name="privacy")
 
 
 def main() -> None:

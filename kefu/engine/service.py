@@ -245,8 +245,11 @@ class ChatService:
     async def delete_session(self, identity: Identity, session_id: str) -> None:
         """Delete a session of the caller's, with its transcript and cached context."""
         session = await self._owned_session(identity, session_id)
+        turn_ids = sorted({m.turn_id for m in await self._store.list_messages(session.id)})
         await self._store.delete_session(session.id)
         await self._context.clear_session(session.id)
+        # Its answers must not be replayable from the turn logs (they live on for an hour after a turn).
+        await self._turns.forget_turns(turn_ids)
         if self._on_session_deleted is not None:  # e.g. the session's running flow
             await self._on_session_deleted(session.id)
 

@@ -1,11 +1,13 @@
 """A realistic conversation mix full of personal numbers, then a search for those numbers everywhere they must not
 be: every log line of the server, every request body the model provider received, and (after the retention
-sweep) the stored transcripts. Real ``kefu serve`` with the demo bot, the mock upstream over loopback."""
+sweep) the stored transcripts and the shopper's export. Real ``kefu serve`` with the demo bot, the mock upstream
+over loopback."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 
 import httpx
@@ -37,7 +39,14 @@ def leaks(text: str) -> list[str]:
 
 
 def test_numbers_never_reach_the_logs_or_the_provider(make_server: Make, fresh_mock: MockLLM) -> None:
-    server = make_server(fresh_mock, KEFU_DEMO="1", KEFU_BOT_DIR=str(DEMO_BOT_DIR), KEFU_LOG_LEVEL="debug")
+    server = make_server(
+        fresh_mock,
+        KEFU_DEMO="1",
+        KEFU_BOT_DIR=str(DEMO_BOT_DIR),
+        KEFU_LOG_LEVEL="debug",
+        KEFU_RETENTION_ANONYMISE_HOURS="0.0005",  # 1.8 s
+        KEFU_RETENTION_SWEEP_SECONDS="0",
+    )
     fresh_mock.script(*({"text": "好的，已为您记录 [手机号1]。"} for _ in MESSAGES))
     sessions: list[str] = []
     with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -53,9 +62,12 @@ def test_numbers_never_reach_the_logs_or_the_provider(make_server: Make, fresh_m
         chat(http, "leaky-user", "DD20261110003 手机 13800138000", sessions[-1])
         bad = http.post("/v1/chat", json={"message": "13800138000\x00"}, headers=auth("leaky-user"))
         assert bad.status_code == 422
-        stored = [
-            http.get(f"/v1/sessions/{sid}", headers=auth("leaky-user")).json()["messages"] for sid in sessions
-        ]
+        stored = [http.get(f"/v1/sessions/{sid}", headers=auth("leaky-user")).json()["messages"] for sid in sessions]
+        time.sleep(2.0)
+        swept = http.post("/v1/admin/privacy/sweep", headers={"Authorization": "Bearer test-api-key"}).json()
+        assert swept["anonymised"] == 2, swept
+        after = [http.get(f"/v1/sessions/{sid}", headers=auth("leaky-user")).json() for sid in sessions]
+        export = http.get("/v1/me/export", headers=auth("leaky-user")).text
     log = server.stop()
     assert "turn_finished" in log  # the log was captured
     assert leaks(log) == [], [line for line in log.splitlines() if leaks(line)][:5]
@@ -65,5 +77,8 @@ def test_numbers_never_reach_the_logs_or_the_provider(make_server: Make, fresh_m
         assert leaks(body) == [], body
     sent = "".join(bodies)
     assert all(p in sent for p in ("[手机号1]", "[身份证号1]", "[银行卡号1]", "[邮箱1]")), sent[-2000:]
-    # The transcript keeps what the shopper wrote and saw (until the retention sweep anonymises it).
+    # The transcript kept what the shopper wrote and saw until the retention sweep anonymised it; since then no
+    # number is left anywhere kefu stores the conversation.
     assert "１３８００１３８０００" in stored[0][0]["content"]
+    assert leaks(json.dumps(after, ensure_ascii=False)) == [] and leaks(export) == []
+    assert "[手机号]" in after[0]["messages"][0]["content"]
