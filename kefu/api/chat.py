@@ -13,6 +13,7 @@ from kefu.api.deps import IdentityDep, LimitedIdentityDep, LimiterDep, TurnApi, 
 from kefu.api.openapi import STREAM_RESPONSE
 from kefu.api.sse import HEARTBEAT_FRAME, EventStreamResponse, event_frame, sse_response
 from kefu.api.validation import AfterSeq, SafeText, resume_point
+from kefu.errors import InvalidInput
 from kefu.store.base import TurnMeta
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
@@ -69,6 +70,11 @@ async def get_turn_events(
     await limiter.check_resume(identity)
     start = resume_point(turn_id, last_event_id, after)
     meta = await api.chat.turn_meta(identity, turn_id)
+    if start > meta.last_seq and not meta.finished:
+        raise InvalidInput(
+            f"resume point {start} is past the turn's last event ({meta.last_seq}): resume from an event you received",
+            code="invalid_resume_point",
+        )
     if meta.finished and start >= meta.last_seq:
         # 204 stops a browser EventSource from reconnecting to a finished stream.
         return Response(status_code=204)

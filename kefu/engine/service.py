@@ -216,13 +216,13 @@ class ChatService:
                         return
                 quiet_since = time.monotonic()
                 continue
-            if not await self._leases.lease_alive(meta.turn_id):
-                if await self._lost.close(meta):
-                    continue  # its `error` event is read next
-                # It had finished (or another reader closed it): stop if nothing is left after `after`.
-                current = await self._turns.get_turn(meta.turn_id)
-                if current is None or (current.finished and after >= current.last_seq):
-                    return
+            # Quiet for a while: has the turn ended (a reader past its last event would otherwise wait until the
+            # lease lapsed), or has the process running it died?
+            current = await self._turns.get_turn(meta.turn_id)
+            if current is None or (current.finished and after >= current.last_seq):
+                return
+            if not current.finished and not await self._leases.lease_alive(meta.turn_id):
+                await self._lost.close(meta)  # its `error` event (or another reader's) is read next
                 continue
             if time.monotonic() - quiet_since >= heartbeat:
                 quiet_since = time.monotonic()

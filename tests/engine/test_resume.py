@@ -92,3 +92,17 @@ async def test_follow_after_the_end_ends_once_the_turn_is_finished(engine: Engin
     assert (await engine.follow_all(a, handle))[-1].name == "done"
     engine.clock.advance(60)  # even with the turn's lease long gone
     assert await follower == []
+
+
+async def test_a_follower_past_the_last_event_stops_when_the_turn_ends(engine: Engine) -> None:
+    """Regression: it used to wait until the finished turn's lease lapsed (with Redis, KEFU_TURN_LEASE_SECONDS)."""
+    gate = asyncio.Event()
+    a = engine.replica(FakeModel(["a", gate, "b"]))
+    handle = await a.chat.start_turn(ALICE, "hi")
+    await eventually(lambda: _at_least(engine, handle.turn_id, 2), what="the first delta")
+    # Keep the lease alive well past the end, as a longer lease would: only the end of the turn may stop the reader.
+    await engine.hot.renew_lease(handle.turn_id, handle.session_id, owner=a.owner, lease_seconds=600)
+    beyond = asyncio.create_task(collect(a.chat.follow(handle.meta, 99, heartbeat=HEARTBEAT)))
+    gate.set()
+    events = await asyncio.wait_for(beyond, 5)
+    assert [e for e in events if e is not None] == []
