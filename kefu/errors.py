@@ -98,6 +98,14 @@ class RateLimited(KefuError):
         self.retry_after = retry_after
 
 
+class StoreUnavailable(KefuError):
+    """The database or the hot state (Redis) cannot be reached right now; nothing was accepted, try again."""
+
+    code = "store_unavailable"
+    status = 503
+    retry_after = 2
+
+
 class UpstreamError(KefuError):
     """The model provider failed to give an answer."""
 

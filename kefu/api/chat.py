@@ -10,12 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
 
 from kefu.api.deps import IdentityDep, LimitedIdentityDep, LimiterDep, TurnApi, TurnApiDep
+from kefu.api.errors import UNAVAILABLE
 from kefu.api.openapi import STREAM_RESPONSE
-from kefu.api.sse import HEARTBEAT_FRAME, EventStreamResponse, event_frame, sse_response
+from kefu.api.sse import HEARTBEAT_FRAME, EventStreamResponse, FinalFrame, event_frame, sse_response
 from kefu.api.validation import AfterSeq, SafeText, resume_point
+from kefu.engine.events import ErrorEvent, encode
 from kefu.errors import InvalidInput
+from kefu.obs.logging import get_logger
 from kefu.store.base import TurnMeta
 
+log = get_logger("kefu.http")
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
 
@@ -34,6 +38,14 @@ async def _stream(api: TurnApi, meta: TurnMeta, after: int) -> AsyncIterator[byt
     try:
         async for event in api.chat.follow(meta, after, heartbeat=api.heartbeat):
             yield HEARTBEAT_FRAME if event is None else event_frame(meta.turn_id, event)
+    except UNAVAILABLE as exc:
+        # The turn log cannot be read (Redis went away mid-answer): end the stream with an honest error instead
+        # of a cut connection. No `id:`, so the client's Last-Event-ID stays at the last event it really got and
+        # a later resume continues from there. The answer itself is stored by the turn, as `interrupted`.
+        log.warning("turn_log_unreadable", turn_id=meta.turn_id, error=type(exc).__name__)
+        lost = ErrorEvent("store_unavailable", "the answer stream was interrupted; please try again", retryable=True)
+        name, data = encode(lost)
+        yield FinalFrame(f"event: {name}\ndata: {data}\n\n".encode())
     finally:
         # A client that goes away only stops reading; the turn itself goes on (cancel is explicit).
         gauge.dec()

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import math
 
+import sqlalchemy.exc as sqlalchemy_errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis import exceptions as redis_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kefu.errors import KefuError, RateLimited, UpstreamError
+from kefu.errors import KefuError, RateLimited, StoreUnavailable, UpstreamError
+from kefu.obs.logging import get_logger
+
+log = get_logger("kefu.http")
+
+# What a database or Redis that is down (or unreachable) raises through the stores: the request did not happen.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    sqlalchemy_errors.OperationalError,
+    sqlalchemy_errors.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
 
 MALFORMED_BODY = (
     "the request body is not JSON kefu can read: it must be valid UTF-8, nested less deeply and with numbers "
@@ -17,9 +32,20 @@ MALFORMED_BODY = (
 )
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The one error body shape of the public API."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, *, retryable: bool | None = None
+) -> JSONResponse:
+    """The one error body shape of the public API (``retryable`` only where the client should simply retry)."""
+    error: dict[str, object] = {"code": code, "message": message}
+    if retryable is not None:
+        error["retryable"] = retryable
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def unavailable_response() -> JSONResponse:
+    """503 for a database or hot state that cannot be reached."""
+    exc = StoreUnavailable("kefu's database or Redis cannot be reached right now; nothing was accepted, retry shortly")
+    return error_response(exc.status, exc.code, exc.message, {"Retry-After": str(exc.retry_after)}, retryable=True)
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -42,7 +68,13 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["x-should-retry"] = "true" if exc.retryable else "false"
         if exc.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, StoreUnavailable):
+            return unavailable_response()
         return error_response(exc.status, exc.code, exc.message, headers)
+
+    async def store_down(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("store_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
+        return unavailable_response()
 
     async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -60,3 +92,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KefuError, kefu_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    for kind in UNAVAILABLE:
+        app.add_exception_handler(kind, store_down)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from kefu.engine.answering import Answerer
@@ -175,25 +175,41 @@ class TurnRunner:
             # Server shutdown: keep what was said, marked as interrupted.
             answer.cancel()
             ending = Ending("interrupted", ErrorEvent("shutdown", "the server is shutting down", retryable=True))
-        released = False
         try:
             await writer.close()
+            if writer.failed is not None:
+                # The turn log went away mid-answer: the shopper did not get the rest, so the answer is stored as
+                # interrupted (with all its text) and readers that can still reach the log learn it failed.
+                log.error("turn_log_write_failed", turn_id=turn.turn_id, error=repr(writer.failed))
+                lost = ErrorEvent("store_unavailable", "the answer stream was interrupted; please try again", True)
+                ending = replace(ending, terminal=lost, before=())
             await user_write
             await self._finish(turn, writer, ending)
-            released = True
         except Exception as exc:  # a store failure must still end the log, or readers would wait for ever
             log.error("turn_finish_failed", turn_id=turn.turn_id, error=repr(exc))
-            failed = ErrorEvent("internal_error", "could not save the answer", retryable=True)
-            await self._release(turn)
-            released = True
-            await self._turns.append(turn.turn_id, [encode(failed)], final=True)
+            await self._end_anyway(turn, writer, ending)
         finally:
             self._answers.pop(turn.turn_id, None)
             self._renewed.pop(turn.turn_id, None)
             lease.cancel()
-            if not released:
-                await self._release(turn)
             self._metrics.active_turns.dec()
+
+    async def _end_anyway(self, turn: AcceptedTurn, writer: DeltaWriter, ending: Ending) -> None:
+        """Finishing failed part-way (the database or Redis is down): each remaining step is tried on its own, so
+        what can still be saved is. Storing the answer again is harmless: it is stored once per turn."""
+        failed = ErrorEvent("internal_error", "could not save the answer", retryable=True)
+        steps: list[Callable[[], Awaitable[object]]] = [
+            lambda: store_answer(
+                self._store, turn.session_id, turn.turn_id, writer.text, replace(ending, terminal=failed)
+            ),
+            lambda: self._release(turn),
+            lambda: self._turns.append(turn.turn_id, [encode(failed)], final=True),
+        ]
+        for step in steps:
+            try:
+                await step()
+            except Exception as exc:
+                log.error("turn_end_step_failed", turn_id=turn.turn_id, error=repr(exc))
 
     async def _release(self, turn: AcceptedTurn) -> None:
         await self._leases.release_session(turn.session_id, turn.turn_id)

@@ -41,6 +41,7 @@ class DeltaWriter:
         self.text_parts: list[str] = []  # everything accepted, for the stored answer
         self.written_chars = 0  # what reached the turn log (and so possibly the user)
         self.refused = False  # the log was finished under us (turn declared lost)
+        self.failed: Exception | None = None  # the log could not be written (the rest is kept, not shown)
 
     def start(self, *, before_first: Awaitable[object] | None = None) -> None:
         """Start the writer task (``before_first`` here, instead of in the constructor, when it starts later)."""
@@ -83,7 +84,12 @@ class DeltaWriter:
                         self._on_first()
                 chunk = "".join(self._buffer)
                 self._buffer.clear()
-                if await self._append([encode(DeltaEvent(chunk))]) is None:
+                try:
+                    appended = await self._append([encode(DeltaEvent(chunk))])
+                except Exception as exc:  # the log is unreachable (Redis down): the turn stores what it has
+                    self.failed = exc
+                    return
+                if appended is None:
                     self.refused = True
                     return
                 self.written_chars += len(chunk)
