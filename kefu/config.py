@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # The bearer token the demo merchant API asks of its callers (default: derived from the JWT secret).
     demo_shop_token: SecretStr | None = None
 
+    # How often a replica looks for turns whose process died and that nobody resumed, to store their partial
+    # answers (one replica at a time); 0 = off.
+    lost_turn_sweep_seconds: float = Field(default=30.0, ge=0)
+
     # --- privacy ---
     # Personal data the model provider never sees: each kind is replaced by a placeholder ([手机号1]) in what is
     # sent, and restored in what the shopper sees. Any of phone,id_card,bank_card,email; "none" turns it off.

@@ -41,7 +41,7 @@ from kefu.obs.metrics import Metrics
 from kefu.privacy.retention import Retention, RetentionPolicy
 from kefu.privacy.rights import Rights
 from kefu.ratelimit import RateLimiter
-from kefu.store.base import HotState, TranscriptStore
+from kefu.store.base import HotState, JobLocks, TranscriptStore
 from kefu.store.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
 from kefu.store.desk import DeskStore
 from kefu.store.factory import build_hot_state, build_transcript_store
@@ -156,6 +156,25 @@ async def _sweep(retention: Retention, every: float) -> None:
             await retention.sweep()
         except Exception as exc:
             log.warning("privacy_sweep_failed", error=repr(exc))
+
+
+async def _close_lost_turns(chat: ChatService, locks: JobLocks, settings: Settings, owner: str) -> None:
+    every = settings.lost_turn_sweep_seconds
+    while True:
+        await asyncio.sleep(every)
+        try:
+            if not await locks.acquire_job("lost-turns", owner, lease_seconds=every * 2):
+                continue  # another replica is at it
+            try:
+                closed = await chat.close_lost_turns(
+                    older_than=settings.turn_lease_seconds * 2, within=settings.turn_log_ttl
+                )
+            finally:
+                await locks.release_job("lost-turns", owner)
+            if closed:
+                log.warning("lost_turns_closed", turns=closed)
+        except Exception as exc:
+            log.warning("lost_turn_sweep_failed", error=repr(exc))
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:
@@ -330,6 +349,8 @@ async def build_runtime(
         privacy, policy=retention_policy(settings), turns=hot, context=hot, flows=flow_states, locks=hot
     )
     background = [asyncio.create_task(_expire_queue(desk, 15.0), name="handoff-queue-expiry")]
+    if settings.lost_turn_sweep_seconds > 0:
+        background.append(asyncio.create_task(_close_lost_turns(chat, hot, settings, owner), name="lost-turn-sweep"))
     if settings.retention_sweep_seconds > 0:
         background.append(
             asyncio.create_task(_sweep(retention, settings.retention_sweep_seconds), name="privacy-retention-sweep")

@@ -228,6 +228,24 @@ class ChatService:
                 quiet_since = time.monotonic()
                 yield HEARTBEAT
 
+    async def close_lost_turns(self, *, older_than: float, within: float, limit: int = 500) -> int:
+        """Close turns whose process died and that nobody resumed: their partial answers are stored as
+        ``interrupted`` and their sessions freed. Looks at questions from the last ``within`` seconds (a turn log
+        lives that long) that are at least ``older_than`` seconds old and have no stored answer; returns how many
+        turns it closed. Safe on every replica at once: closing a turn is claimed exactly once."""
+        now = datetime.now(UTC)
+        candidates = await self._store.unanswered_turns(
+            since=now - timedelta(seconds=within), until=now - timedelta(seconds=older_than), limit=limit
+        )
+        closed = 0
+        for _, turn_id in candidates:
+            meta = await self._turns.get_turn(turn_id)
+            if meta is None or meta.finished or await self._leases.lease_alive(turn_id):
+                continue  # expired with its log, answered with no text (relayed, failed), or still running
+            if await self._lost.close(meta):
+                closed += 1
+        return closed
+
     async def cancel(self, identity: Identity, turn_id: str) -> bool:
         """Stop a turn (on whichever replica runs it). False if it had already finished."""
         meta = await self.turn_meta(identity, turn_id)

@@ -106,6 +106,11 @@ class TranscriptStore(Protocol):
         """
         ...
 
+    async def unanswered_turns(self, *, since: datetime, until: datetime, limit: int) -> list[tuple[str, str]]:
+        """``(session_id, turn_id)`` of questions asked between ``since`` and ``until`` that have no stored answer
+        (the candidates for a lost turn nobody closed), oldest first."""
+        ...
+
     async def mark_message(self, turn_id: str, role: MessageRole, mark: str) -> bool:
         """Record what content moderation did to a stored message (``<action>:<category>``); False if there is
         no such message (yet)."""

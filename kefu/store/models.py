@@ -96,6 +96,7 @@ class MessageRow(Base):
     __table_args__ = (
         UniqueConstraint("turn_id", "role"),
         Index("ix_messages_session_id_created_at", "session_id", "created_at"),
+        Index("ix_messages_created_at", "created_at"),
     )
 
     # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.

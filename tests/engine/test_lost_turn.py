@@ -194,3 +194,30 @@ async def test_zombie_finishing_while_its_lost_turn_is_being_closed_does_not_sto
     assert events[-1].event == LOST and texts(events) == "僵尸"
     [answer] = await engine.answers(session_id)
     assert (answer.content, answer.status) == ("僵尸", "interrupted")  # what the readers were told
+
+
+async def test_a_lost_turn_nobody_resumes_is_closed_by_the_sweeper(engine: Engine) -> None:
+    """Regression: nobody followed the dead turn, so its partial answer was never stored."""
+    _, _, _, session_id, turn_id = await _start_and_die(engine, ["说了", "一半"])
+    survivor = engine.replica(FakeModel())
+    assert await engine.answers(session_id) == []
+    assert await survivor.chat.close_lost_turns(older_than=0, within=3600) == 1
+    [answer] = await engine.answers(session_id)
+    assert (answer.content, answer.status, answer.turn_id) == ("说了一半", "interrupted", turn_id)
+    meta = await survivor.chat.turn_meta(ALICE, turn_id)
+    assert meta.finished
+    assert await survivor.chat.close_lost_turns(older_than=0, within=3600) == 0  # once
+
+
+async def test_the_sweeper_leaves_running_and_answered_turns_alone(engine: Engine) -> None:
+    gate = asyncio.Event()
+    model = FakeModel(["还在说", gate, "完"])
+    a = engine.replica(model)
+    running = await a.chat.start_turn(ALICE, "问题")
+    await eventually(model.waiting.is_set, what="the model mid-answer")
+    assert await a.chat.close_lost_turns(older_than=0, within=3600) == 0
+    gate.set()
+    assert (await engine.follow_all(a, running))[-1].name == "done"
+    assert await a.chat.close_lost_turns(older_than=0, within=3600) == 0
+    [answer] = await engine.answers(running.session_id)
+    assert answer.status == "complete" and answer.content == "还在说完"

@@ -1,4 +1,5 @@
-"""Privacy and safety: moderation marks on messages, anonymisation time on sessions, the privacy audit log.
+"""Privacy and safety: moderation marks on messages, anonymisation time on sessions, the privacy audit log; an
+index of messages by time (the lost-turn sweeper).
 
 Revision ID: 0005
 Revises: 0004
@@ -21,6 +22,8 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("messages") as batch:
         batch.add_column(sa.Column("moderation", sa.String(64), nullable=True))
+    # The lost-turn sweeper reads recent questions; the retention sweep works by session.
+    op.create_index("ix_messages_created_at", "messages", ["created_at"])
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(sa.Column("anonymised_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
@@ -41,5 +44,6 @@ def downgrade() -> None:
     op.drop_table("privacy_audit")
     with op.batch_alter_table("sessions") as batch:
         batch.drop_column("anonymised_at")
+    op.drop_index("ix_messages_created_at", table_name="messages")
     with op.batch_alter_table("messages") as batch:
         batch.drop_column("moderation")
