@@ -206,8 +206,11 @@ def tool_allow_hosts(settings: Settings) -> list[str]:
     """Hosts tools may call on private addresses: the configured ones, and in demo mode the demo shop's."""
     hosts = settings.tools_allow_host_list
     if settings.demo and settings.demo_shop_url:
-        netloc = urlsplit(settings.demo_shop_url).netloc
-        hosts = [*hosts, netloc, netloc.rsplit(":", 1)[0]]
+        # Exactly the demo shop's host and port: not every service on its (loopback) address, Redis included.
+        parts = urlsplit(settings.demo_shop_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        host = parts.hostname or ""
+        hosts = [*hosts, f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     return hosts
 
 

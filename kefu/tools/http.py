@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from kefu.tools.base import ToolResult
-from kefu.tools.guard import AddressGuard
+from kefu.tools.guard import AddressGuard, pin
 from kefu.tools.spec import BODY_METHODS, ToolDef
 from kefu.tools.template import lookup, render, render_error, render_value, single_ref, unset_optional
 
@@ -90,15 +90,17 @@ async def run_http(
         request = build_request(tool, client, args, env)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
         return ToolResult(ok=False, error="refused", message=f"invalid URL: {exc}"), 0
-    refusal = await guard.check(request.url)
-    if refusal is not None:
-        return ToolResult(ok=False, error="refused", message=refusal), 0
+    approval = await guard.approve(request.url)
+    if approval.refusal is not None:
+        return ToolResult(ok=False, error="refused", message=approval.refusal), 0
     attempts = 1 + (tool.retries if tool.risk == "read" else 0)
     result = ToolResult(ok=False, error="unavailable")
     for attempt in range(attempts):
         response: httpx.Response | None = None
         if attempt:
             request = build_request(tool, client, args, env)
+        if approval.address is not None:
+            pin(request, approval.address)  # the checked address, not a second DNS answer
         try:
             # httpx's own timeouts do not apply to in-process (ASGI) transports; this deadline does.
             async with asyncio.timeout(tool.timeout):

@@ -90,7 +90,11 @@ def render(template: str, args: Mapping[str, Any], env: Mapping[str, str], *, ur
     def fill(match: re.Match[str]) -> str:
         ref = match.group(1)
         text = _text(_resolve(ref, args, env))
-        return quote(text, safe="") if url and not ref.startswith("env.") else text
+        if not url or ref.startswith("env."):
+            return text
+        encoded = quote(text, safe="")
+        # "." and ".." are path segments of their own: URL normalisation would climb the path with them.
+        return encoded.replace(".", "%2E") if encoded.strip(".") == "" else encoded
 
     return _REF.sub(fill, template)
 
