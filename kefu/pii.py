@@ -10,7 +10,7 @@ so positions map back one to one) and allows a separator between any two digits.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -144,14 +144,17 @@ def mask_pii(
     strict: bool = True,
 ) -> str:
     """``text`` with every piece of personal data replaced by its kind's label."""
-    found = find_pii(text, kinds, strict=strict)
+    return _replace(text, find_pii(text, kinds, strict=strict), lambda m: labels[m.kind])
+
+
+def _replace(text: str, found: list[PiiMatch], by: Callable[[PiiMatch], str]) -> str:
     if not found:
         return text
     parts: list[str] = []
     at = 0
     for m in found:
         parts.append(text[at : m.start])
-        parts.append(labels[m.kind])
+        parts.append(by(m))
         at = m.end
     parts.append(text[at:])
     return "".join(parts)
@@ -186,17 +189,7 @@ class Pseudonyms:
         """``text`` with each piece of personal data replaced by its placeholder."""
         if not self._kinds:
             return text
-        found = find_pii(text, self._kinds)
-        if not found:
-            return text
-        parts: list[str] = []
-        at = 0
-        for m in found:
-            parts.append(text[at : m.start])
-            parts.append(self._token(m))
-            at = m.end
-        parts.append(text[at:])
-        return "".join(parts)
+        return _replace(text, find_pii(text, self._kinds), self._token)
 
     def _token(self, m: PiiMatch) -> str:
         key = (m.kind, m.canonical)
