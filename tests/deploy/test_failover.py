@@ -11,6 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kefu.engine.history import CUT_OFF
 from tests.deploy.conftest import Cluster
 from tests.support import KefuServer, MockLLM, SSEEvent, answer_text, auth, iter_sse
 
@@ -97,7 +98,9 @@ def ask_again_and_check_history(
     assert events[-1].event == "done", events[-1]
     sent = mock.stats()["last_request"]["body"]["messages"]
     history = [(m["role"], m["content"]) for m in sent if m["role"] != "system"]
-    assert history == [(m["role"], m["content"]) for m in before] + [("user", "那我再问一次")]
+    # An interrupted answer goes back to the model marked as cut off, not as if it were complete.
+    told = [(m["role"], m["content"] + (CUT_OFF if m["status"] == "interrupted" else "")) for m in before]
+    assert history == [*told, ("user", "那我再问一次")]
     after = messages(http, session_id)
     assert after[: len(before)] == before
     assert [(m["role"], m["status"]) for m in after[len(before) :]] == [("user", "complete"), ("assistant", "complete")]
