@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import cast
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,7 +83,8 @@ class Settings(BaseSettings):
 
     # --- bot content ---
     bot_dir: Path = DEMO_BOT_DIR
-    # Hosts (or host:port) business tools may call although they resolve to private/loopback addresses.
+    # host:port pairs (a name or an address; a bare host means ports 80 and 443) business tools may call although
+    # they resolve to private/loopback addresses.
     tools_allow_hosts: str = ""
     # The demo merchant API the demo bot's tools call (default: this server's own /demo/shop-api).
     demo_shop_url: str | None = None
@@ -160,6 +162,19 @@ class Settings(BaseSettings):
             value = "postgresql+asyncpg://" + value.removeprefix("postgresql://")
         if value.startswith("sqlite:///"):
             value = "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        return value
+
+    @field_validator("tools_allow_hosts")
+    @classmethod
+    def _host_port_pairs(cls, value: str) -> str:
+        for item in (i.strip() for i in value.split(",")):
+            try:
+                parts = urlsplit(f"//{item}")
+                parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not host or host:port ({exc})") from exc
+            if item and (not parts.hostname or parts.path or parts.query or parts.fragment or "@" in item):
+                raise ValueError(f"{item!r} is not host or host:port (e.g. inventory.internal:8080)")
         return value
 
     @field_validator("pii_mask")

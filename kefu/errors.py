@@ -10,6 +10,9 @@
     ├── InvalidInput           a request that breaks a rule (blank message)   → 422
     │   └── MessageTooLong                                                    → 413
     ├── RateLimited                                                           → 429
+    ├── ToolError              a business API call that is not made as asked (the tool answers ``ok=False``)
+    │   ├── AddressRefused     its address is not allowed (the SSRF guard)
+    │   └── UnsafeArgument     an argument would change the URL's path (``.``, ``..``)
     └── UpstreamError          the model provider failed (``retryable`` says whether trying again may help)
         ├── UpstreamNotConfigured
         ├── UpstreamConnectError
@@ -96,6 +99,25 @@ class RateLimited(KefuError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ToolError(KefuError):
+    """A business API call that is not made as asked. Tools never raise it to their callers: its ``code`` becomes
+    the call's ``ToolResult.error`` and its message the ``ToolResult.message``."""
+
+    code = "tool_error"
+
+
+class AddressRefused(ToolError):
+    """The tool's address is not allowed: not http(s), inside the network and not allow-listed, or not resolvable."""
+
+    code = "refused"
+
+
+class UnsafeArgument(ToolError):
+    """An argument would change the path of the URL it is put in (a ``.`` or ``..`` segment)."""
+
+    code = "invalid_arguments"
 
 
 class StoreUnavailable(KefuError):

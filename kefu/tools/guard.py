@@ -1,11 +1,9 @@
-"""Refuse tool calls to addresses inside the network (SSRF) unless their host is allow-listed.
+"""Which addresses a tool may connect to (SSRF): public ones, and internal ones only when allow-listed.
 
-A tool URL built from a template could be pointed at loopback, the cloud metadata service or an internal
-admin API; only hosts a deployer names in the allow-list may resolve to such addresses.
-
-The address that was checked is the address that is called (:func:`pin`): resolving once to check and letting
-the HTTP client resolve again would let a DNS answer that changes in between (rebinding) reach an internal
-address. A host that does not resolve is refused (fail closed).
+A tool URL built from a template could point at loopback, the cloud metadata service or an internal admin API.
+The guard resolves a host once and checks every address it gets; the connection is then opened to one of those
+addresses (:mod:`kefu.tools.transport`), never to a second DNS answer, so a name whose answer changes between the
+check and the connect (DNS rebinding) cannot reach an internal address. A host that does not resolve is refused.
 """
 
 from __future__ import annotations
@@ -14,27 +12,35 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
+
+from kefu.errors import AddressRefused, ConfigError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
+# A bare host in the allow-list means its standard ports only: naming any other port is the deployer's choice.
+STANDARD_PORTS = (80, 443)
 
-@dataclass(frozen=True, slots=True)
-class Approval:
-    """The guard's answer: why a call is refused, or the address to call (None: the client may resolve, as for an
-    allow-listed host or an in-process app)."""
-
-    refusal: str | None = None
-    address: str | None = None
+# NAT64 (RFC 6052): the address reaches the IPv4 address in its last 32 bits, and only that address counts (Python
+# calls the whole range reserved, which would refuse every host behind DNS64).
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Local-use NAT64 (RFC 8215) is not global, although Python 3.11 says it is.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
 
 
 def is_internal(ip: IPAddress) -> bool:
-    """True for loopback, private, link-local, reserved, multicast, unspecified and other non-public addresses."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """True for loopback, private, link-local, reserved, multicast, unspecified and other non-public addresses, and
+    for IPv6 addresses that stand for such an IPv4 address (mapped, NAT64, 6to4)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return is_internal(ip.ipv4_mapped)
+        if ip in _NAT64:
+            return is_internal(ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF))
+        if ip in _LOCAL_NAT64 or (ip.sixtofour is not None and is_internal(ip.sixtofour)):
+            return True
     return (
         ip.is_loopback
         or ip.is_private
@@ -46,63 +52,64 @@ def is_internal(ip: IPAddress) -> bool:
     )
 
 
+def allow_list_entry(item: str) -> list[tuple[str, int]]:
+    """``host:port`` → that pair; a bare ``host`` → its standard ports. The host is normalised as httpx does
+    (lower case, IDNA, IPv6 without brackets); anything else is a :class:`ConfigError`."""
+    try:
+        item = item.strip()
+        url = httpx.URL(f"http://{item}")
+        port = urlsplit(f"//{item}").port  # httpx drops a default port; ":80" must still mean port 80 only
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ConfigError(f"tools allow-list: {item!r} is not host or host:port ({exc})") from exc
+    if not url.raw_host or url.userinfo or url.raw_path != b"/" or url.query or url.fragment:
+        raise ConfigError(f"tools allow-list: {item!r} is not host or host:port")
+    host = url.raw_host.decode("ascii")
+    return [(host, port)] if port is not None else [(host, p) for p in STANDARD_PORTS]
+
+
+def screen(url: httpx.URL) -> None:
+    """Refuse a URL that is not http(s) or has no host, before anything is resolved or sent."""
+    if url.scheme not in ("http", "https"):
+        raise AddressRefused(f"scheme {url.scheme or '(none)'!r} is not allowed (http or https only)")
+    if not url.raw_host:
+        raise AddressRefused("the URL has no host")
+
+
 class AddressGuard:
-    """Checks a URL before a tool calls it. ``allow_hosts`` entries are ``host`` or ``host:port``."""
+    """Decides which addresses a tool connection may use. ``allow_hosts`` entries are ``host:port`` (that name or
+    that address on that port) or a bare ``host`` (its ports 80 and 443); ``resolver`` replaces DNS in tests."""
 
     def __init__(self, allow_hosts: Collection[str] = (), *, resolver: Resolver | None = None) -> None:
-        self.allow_hosts = frozenset(h.strip().lower() for h in allow_hosts if h.strip())
+        self.allowed = frozenset(pair for item in allow_hosts if item.strip() for pair in allow_list_entry(item))
         self._resolve = resolver or resolve
 
-    def allowed_by_list(self, url: httpx.URL) -> bool:
-        """True when the host (or ``host:port``) is allow-listed."""
-        host = url.host.lower()
-        port = url.port or (443 if url.scheme == "https" else 80)
-        shown = f"[{host}]" if ":" in host else host
-        return host in self.allow_hosts or f"{shown}:{port}" in self.allow_hosts
+    def allows(self, host: str, port: int) -> bool:
+        """True when ``host`` (a name or an address) is allow-listed with ``port``."""
+        return (host.lower(), port) in self.allowed
 
-    async def check(self, url: httpx.URL) -> str | None:
-        """None when the call may go ahead, otherwise why it is refused."""
-        return (await self.approve(url)).refusal
-
-    async def approve(self, url: httpx.URL) -> Approval:
-        """Whether the call may go ahead, and to which address (see :func:`pin`)."""
-        if url.scheme not in ("http", "https"):
-            return Approval(f"scheme {url.scheme or '(none)'!r} is not allowed (http or https only)")
-        if not url.host:
-            return Approval("the URL has no host")
-        if self.allowed_by_list(url):
-            return Approval()
-        port = url.port or (443 if url.scheme == "https" else 80)
+    async def addresses(self, host: str, port: int) -> list[IPAddress]:
+        """The addresses a connection to ``host:port`` may use, in the resolver's order. Each is public, or the
+        name or the address is allow-listed with this port; otherwise :class:`AddressRefused`, as for a host
+        that does not resolve."""
         try:
-            addresses = await self._resolve(url.host, port)
-        except OSError:
-            return Approval(f"{url.host} could not be resolved")
-        if not addresses:
-            return Approval(f"{url.host} could not be resolved")
-        for ip in addresses:
-            if is_internal(ip):
-                return Approval(
-                    f"{url.host} resolves to an internal address ({ip}); add it to the allow-list to call it"
+            found = await self._resolve(host, port)
+        except (OSError, UnicodeError) as exc:  # gaierror is an OSError; a malformed name fails IDNA encoding
+            raise AddressRefused(f"{host} could not be resolved") from exc
+        if not found:
+            raise AddressRefused(f"{host} could not be resolved")
+        by_name = self.allows(host, port)
+        for ip in found:
+            if is_internal(ip) and not by_name and not self.allows(str(ip), port):
+                shown = f"[{host}]" if ":" in host else host
+                raise AddressRefused(
+                    f"{host} resolves to an internal address ({ip}); allow-list {shown}:{port} to call it"
                 )
-        return Approval(address=str(addresses[0]))
-
-
-def pin(request: httpx.Request, address: str) -> None:
-    """Send ``request`` to ``address`` (the one the guard checked) instead of resolving its host again. The
-    ``Host`` header keeps the name, and TLS still sends it (SNI) and verifies the certificate against it."""
-    host = request.url.host
-    if host == address:
-        return
-    request.extensions = {**request.extensions, "sni_hostname": host}
-    request.url = request.url.copy_with(host=address)
+        return found
 
 
 async def resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address ``host`` resolves to (an IP literal is itself); raises ``OSError`` when it does not resolve."""
-    return await _addresses(host, port)
-
-
-async def _addresses(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to, without repeats (an IP literal is itself); raises ``OSError`` when it
+    does not resolve."""
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
@@ -112,7 +119,9 @@ async def _addresses(host: str, port: int) -> list[IPAddress]:
     out: list[IPAddress] = []
     for *_, sockaddr in infos:
         try:
-            out.append(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]))
+            ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         except ValueError:
             continue
+        if ip not in out:
+            out.append(ip)
     return out

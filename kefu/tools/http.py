@@ -1,4 +1,7 @@
-"""Run an HTTP tool: fill its templates, check the address, send, retry reads, map the response."""
+"""Run an HTTP tool: fill its templates, send, retry reads, map the response.
+
+The client it is given connects only where the address guard allows (:class:`kefu.tools.transport.GuardedTransport`).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from typing import Any
 
 import httpx
 
+from kefu.errors import ToolError
 from kefu.tools.base import ToolResult
-from kefu.tools.guard import AddressGuard, pin
+from kefu.tools.guard import screen
 from kefu.tools.spec import BODY_METHODS, ToolDef
 from kefu.tools.template import lookup, render, render_error, render_value, single_ref, unset_optional
 
@@ -83,28 +87,29 @@ def _retry_wait(attempt: int, response: httpx.Response | None) -> float:
 
 
 async def run_http(
-    tool: ToolDef, client: httpx.AsyncClient, guard: AddressGuard, args: Mapping[str, Any], env: Mapping[str, str]
+    tool: ToolDef, client: httpx.AsyncClient, args: Mapping[str, Any], env: Mapping[str, str]
 ) -> tuple[ToolResult, int]:
-    """Call the tool; returns the result and how many requests were sent. Only reads are retried."""
+    """Call the tool; returns the result and how many requests were sent. Only reads are retried; a refused
+    address or argument (:class:`ToolError`) is the answer at once."""
     try:
         request = build_request(tool, client, args, env)
+        screen(request.url)
+    except ToolError as exc:
+        return ToolResult(ok=False, error=exc.code, message=exc.message), 0
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
         return ToolResult(ok=False, error="refused", message=f"invalid URL: {exc}"), 0
-    approval = await guard.approve(request.url)
-    if approval.refusal is not None:
-        return ToolResult(ok=False, error="refused", message=approval.refusal), 0
     attempts = 1 + (tool.retries if tool.risk == "read" else 0)
     result = ToolResult(ok=False, error="unavailable")
     for attempt in range(attempts):
         response: httpx.Response | None = None
         if attempt:
             request = build_request(tool, client, args, env)
-        if approval.address is not None:
-            pin(request, approval.address)  # the checked address, not a second DNS answer
         try:
             # httpx's own timeouts do not apply to in-process (ASGI) transports; this deadline does.
             async with asyncio.timeout(tool.timeout):
                 response = await client.send(request)
+        except ToolError as exc:
+            return ToolResult(ok=False, error=exc.code, message=exc.message), attempt
         except (TimeoutError, httpx.TimeoutException):
             message = "no answer in time" if tool.risk == "read" else "no answer in time; the outcome is unknown"
             result, retry = ToolResult(ok=False, error="timeout", message=message), True

@@ -7,7 +7,6 @@ confirmed, and the outcome is logged (PII masked) and counted.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
@@ -26,10 +25,10 @@ from kefu.tools.guard import AddressGuard
 from kefu.tools.http import run_http
 from kefu.tools.python import load_function, run_python
 from kefu.tools.spec import ToolDef, load_tool_defs
+from kefu.tools.transport import GuardedTransport
 
 # Outcomes that mean "something is broken" rather than an ordinary business answer.
 _ALARMING = frozenset({"timeout", "unavailable", "refused", "not_configured"})
-_MOUNT_HOST = re.compile(r"^[a-z]+://([^/]+)", re.IGNORECASE)
 
 
 class ToolRegistry:
@@ -51,13 +50,11 @@ class ToolRegistry:
         self._stubs: dict[str, list[ToolResult]] = {}
         self._env = dict(env or {})
         self._metrics = metrics
-        # Hosts routed to an in-process app never leave the process, so the address guard lets them through.
-        mounted = [m.group(1) for key in (mounts or {}) if (m := _MOUNT_HOST.match(key))]
-        self._guard = AddressGuard([*allow_hosts, *mounted])
+        # Every connection goes through the address guard; mounted in-process apps open none.
         self._client = httpx.AsyncClient(
+            transport=GuardedTransport(AddressGuard(allow_hosts)),
             mounts=dict(mounts) if mounts else None,
-            follow_redirects=False,  # a redirect could lead past the address guard
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            follow_redirects=False,  # a redirect is the merchant's answer (http_3xx), not a second request
         )
         self._log = get_logger("kefu.tools")
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -172,7 +169,7 @@ class ToolRegistry:
         self.calls.append((tool.name, dict(args)))
         if tool.kind == "python":
             return await run_python(tool, self._functions[tool.name], args, ctx)
-        return await run_http(tool, self._client, self._guard, args, self._env)
+        return await run_http(tool, self._client, args, self._env)
 
     def _record(
         self,
@@ -192,6 +189,9 @@ class ToolRegistry:
             self._metrics.tool_seconds.labels(tool=label).observe(elapsed)
         alarming = outcome in _ALARMING or (result.status or 0) >= 500
         emit = self._log.warning if alarming else self._log.info
+        # A refusal's message is kefu's own (host and address); other messages may quote the merchant's response,
+        # which can hold personal data, so they are not logged.
+        why = {"reason": result.message} if outcome == "refused" else {}
         emit(
             "tool_call",
             tool=name,
@@ -201,6 +201,7 @@ class ToolRegistry:
             elapsed_ms=result.elapsed_ms,
             attempts=attempts,
             args=dict(args),
+            **why,
         )
         return result
 

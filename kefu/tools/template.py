@@ -7,9 +7,12 @@ references is not sent (the demo shop's token works that way).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
+
+from kefu.errors import UnsafeArgument
 
 _REF = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)*\??)\}")
 _MISSING = object()
@@ -83,18 +86,42 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+# Where a decoded segment ends for a server or proxy: a ``;parameter``, or a query or fragment it now starts.
+_SEGMENT_END = re.compile(r"[;?#]")
+# Characters some servers drop around a segment: spaces, control characters (CR, LF, NUL, tab), DEL.
+_IGNORABLE = "".join(map(chr, range(0x21))) + "\x7f"
+
+
+def climbs(value: str) -> bool:
+    """True when ``value`` holds a ``.`` or ``..`` path segment, also once percent-decoded (up to three times),
+    NFKC-normalised (full-width dots), split at ``\\`` or cut at ``;``, ``?`` or ``#`` (the forms servers and
+    proxies in front of them resolve)."""
+    seen = {value}
+    for _ in range(3):
+        value = unquote(value)
+        seen.add(value)
+    seen |= {unicodedata.normalize("NFKC", text) for text in seen}
+    for text in seen:
+        for part in re.split(r"[/\\]", text):
+            if _SEGMENT_END.split(part, 1)[0].strip(_IGNORABLE) in (".", ".."):
+                return True
+    return False
+
+
 def render(template: str, args: Mapping[str, Any], env: Mapping[str, str], *, url: bool = False) -> str:
     """Fill a string template. With ``url``, argument values are percent-encoded (env values are not: a base
-    URL comes from the environment)."""
+    URL comes from the environment), and one that holds a dot segment is an :class:`UnsafeArgument`."""
 
     def fill(match: re.Match[str]) -> str:
         ref = match.group(1)
         text = _text(_resolve(ref, args, env))
         if not url or ref.startswith("env."):
             return text
-        encoded = quote(text, safe="")
-        # "." and ".." are path segments of their own: URL normalisation would climb the path with them.
-        return encoded.replace(".", "%2E") if encoded.strip(".") == "" else encoded
+        # Encoding alone is not enough: a proxy that decodes before it resolves dot segments (nginx does) would
+        # turn ..%2Fadmin back into ../admin and climb the merchant's path.
+        if climbs(text):
+            raise UnsafeArgument(f"{ref}: '.' and '..' cannot be part of a URL path")
+        return quote(text, safe="")
 
     return _REF.sub(fill, template)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from tests.support import free_port
 
@@ -89,6 +89,14 @@ def build_app(backend: Backend) -> FastAPI:
     @app.post("/flaky")
     async def flaky_write() -> JSONResponse:
         return JSONResponse({"error": "busy"}, status_code=503)
+
+    @app.get("/redirect")
+    async def redirect(to: str) -> Response:
+        return Response(status_code=302, headers={"location": to})
+
+    @app.get("/leaky")
+    async def leaky() -> JSONResponse:
+        return JSONResponse({"message": "no order for 13912345678", "email": "zhang@example.com"}, status_code=500)
 
     return app
 

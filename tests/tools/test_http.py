@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kefu.content.problems import Problems
 from kefu.obs.logging import configure_logging
 from kefu.obs.metrics import Metrics
+from kefu.tools.http import build_request
 from kefu.tools.registry import ToolRegistry
+from kefu.tools.spec import ToolDef
 from tests.tools.backend import Backend
-from tests.tools.conftest import CTX
+from tests.tools.conftest import CTX, REBINDING_NAME
+from tests.tools.internal import ADDRESS as INTERNAL_ADDRESS
+from tests.tools.internal import Internal
 
 TOOLS = """\
     tools:
@@ -74,6 +79,18 @@ TOOLS = """\
         risk: write
         method: POST
         url: "{env.API}/flaky"
+      - name: follow
+        description: answers a redirect
+        risk: read
+        url: "{env.API}/redirect"
+        query: {to: "{to}"}
+        parameters: {type: object, properties: {to: {type: string}}, required: [to]}
+        retries: 0
+      - name: leaky
+        description: an error body with personal data
+        risk: read
+        url: "{env.API}/leaky"
+        retries: 0
 """
 
 
@@ -243,3 +260,100 @@ async def test_call_optional_env_header_left_out_when_unset(bot: Callable[..., P
         finally:
             await registry.aclose()
         assert backend.seen[-1].headers.get("authorization") == expected
+
+
+def test_build_request_encodes_arguments_in_the_path() -> None:
+    tool = ToolDef(name="t", risk="read", url="{env.BASE}/orders/{order_id}", bind={"order_id": "user.id"})
+    request = build_request(tool, httpx.AsyncClient(), {"order_id": "a/b?x=1#y"}, {"BASE": "https://shop.example/api"})
+    assert request.url.raw_path == b"/api/orders/a%2Fb%3Fx%3D1%23y"
+    assert request.url.host == "shop.example"
+
+
+# --- the SSRF findings of issue 14, through the registry as flows and the model use it ---
+
+
+@pytest.mark.parametrize("item_id", ["..", "../admin", "%2e%2e", "..%2Fadmin"])
+async def test_call_argument_that_would_climb_the_path_is_not_sent(
+    tools: ToolRegistry, backend: Backend, item_id: str
+) -> None:
+    result = await tools.call("get_item", {"item_id": item_id}, CTX)
+    assert (result.ok, result.error) == (False, "invalid_arguments")
+    assert result.message == "item_id: '.' and '..' cannot be part of a URL path"
+    assert backend.seen == []
+
+
+async def test_call_rebinding_name_reaches_only_the_checked_address(
+    bot: Callable[..., Path], backend: Backend, internal: Internal, rebinding_dns: list[str]
+) -> None:
+    env = {"API": f"http://{REBINDING_NAME}:{backend.port}", "API_TOKEN": "t"}
+    registry = ToolRegistry.load(bot(shop=TOOLS), Problems(), env=env, allow_hosts=[f"127.0.0.1:{backend.port}"])
+    try:
+        first = await registry.call("get_item", {"item_id": "1"}, CTX)
+        second = await registry.call("get_item", {"item_id": "2"}, CTX)  # the kept-alive, checked connection
+    finally:
+        await registry.aclose()
+    assert first.ok and second.ok and backend.paths() == ["/items/1", "/items/2"]
+    assert rebinding_dns == [REBINDING_NAME] and internal.connections == 0
+
+
+async def test_call_to_a_host_that_does_not_resolve_is_refused_and_logged_without_pii(
+    bot: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("info")
+    env = {"API": "http://no-such-host.invalid", "API_TOKEN": "t"}
+    registry = ToolRegistry.load(bot(shop=TOOLS), Problems(), env=env)
+    try:
+        result = await registry.call("make_thing", {"name": "x", "phone": "13912345678"}, CTX, confirmed=True)
+    finally:
+        await registry.aclose()
+    err = capsys.readouterr().err
+    with capsys.disabled():
+        configure_logging("info")
+    assert (result.ok, result.error, result.message) == (False, "refused", "no-such-host.invalid could not be resolved")
+    assert "tool_call" in err and "refused" in err and "no-such-host.invalid could not be resolved" in err
+    assert "13912345678" not in err
+
+
+async def test_call_redirect_is_not_followed(tools: ToolRegistry, backend: Backend, internal: Internal) -> None:
+    result = await tools.call("follow", {"to": f"http://{INTERNAL_ADDRESS}:{backend.port}/"}, CTX)
+    assert (result.ok, result.error, result.status) == (False, "http_302", 302)
+    assert backend.paths() == ["/redirect"] and internal.connections == 0
+
+
+async def test_call_does_not_go_through_an_environment_proxy(
+    bot: Callable[..., Path], backend: Backend, internal: Internal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy resolves names itself, past the guard: tool calls connect directly."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://{INTERNAL_ADDRESS}:{backend.port}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"API": backend.url, "API_TOKEN": "t"}
+    registry = ToolRegistry.load(bot(shop=TOOLS), Problems(), env=env, allow_hosts=[f"127.0.0.1:{backend.port}"])
+    try:
+        result = await registry.call("get_item", {"item_id": "1"}, CTX)
+    finally:
+        await registry.aclose()
+    assert result.ok and backend.paths() == ["/items/1"] and internal.connections == 0
+
+
+@pytest.mark.parametrize("api", ["http://0177.0.0.1", "http://127.0.0.1", "http://[::ffff:7f00:1]", "file://"])
+async def test_call_internal_or_odd_base_urls_are_refused(bot: Callable[..., Path], backend: Backend, api: str) -> None:
+    registry = ToolRegistry.load(bot(shop=TOOLS), Problems(), env={"API": f"{api}:{backend.port}", "API_TOKEN": "t"})
+    try:
+        result = await registry.call("missing", {}, CTX)
+    finally:
+        await registry.aclose()
+    assert (result.ok, result.error) == (False, "refused") and backend.seen == []
+
+
+async def test_call_error_body_with_personal_data_is_not_logged(
+    tools: ToolRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("info")
+    result = await tools.call("leaky", {}, CTX)
+    err = capsys.readouterr().err
+    with capsys.disabled():
+        configure_logging("info")
+    assert (result.error, result.status) == ("http_500", 500) and "tool_call" in err
+    assert "13912345678" not in err and "zhang@example.com" not in err and "no order for" not in err
