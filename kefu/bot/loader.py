@@ -123,7 +123,7 @@ def load_bot(
         return None, problems
     texts = _texts(bot_dir / "texts.yaml", problems)
     handoff = load_handoff_config(bot_dir / "handoff.yaml", problems)
-    moderator, external_moderation = load_moderation(bot_dir, problems)
+    moderator, external_moderation = load_moderation(bot_dir, problems, env=env, metrics=metrics, mounts=mounts)
     tools = ToolRegistry.load(bot_dir, problems, env=env, allow_hosts=allow_hosts, metrics=metrics, mounts=mounts)
     lexicon = load_lexicon(kb_dir(bot_dir), LoadReport())
     flows = load_flows(bot_dir, problems, tools.risks(), lexicon=lexicon)

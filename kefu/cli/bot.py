@@ -28,7 +28,7 @@ def check(
         Path | None, typer.Argument(help="Bot directory (default: KEFU_BOT_DIR, else the demo shop).", file_okay=False)
     ] = None,
 ) -> None:
-    """Validate a bot directory: prompt, texts, tools, flows and knowledge-base files, with file:line.
+    """Validate a bot directory: prompt, texts, tools, flows, moderation and knowledge-base files, with file:line.
 
     Exit code 1 when anything would stop the server from starting.
 
@@ -46,6 +46,7 @@ def check(
         raise typer.Exit(1)
     out.print(
         f"✓ {settings.bot_dir}: {len(bot.flows)} flow(s), {len(bot.tools.risks())} tool(s)"
+        + (f", {bot.moderator.term_count} moderation term(s)" if not bot.moderator.empty else "")
         + (f", {len(problems.items)} warning(s)" if problems.items else "")
     )
 

@@ -1,26 +1,33 @@
 """``moderation.yaml``: categories, their actions and terms, the hold-back window, an optional external hook.
 
-A missing file is an empty lexicon. Problems are reported with the key's path (``kefu bot check``); a file with
-errors is not half-applied: the bot does not load, as with any other invalid bot file.
+A missing file is an empty lexicon. Problems are reported with the key's path and line (``kefu bot check``);
+a file with errors is not half-applied: the bot does not load, as with any other invalid bot file.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from kefu.content.problems import Problems
+from kefu.content.yamldoc import Doc, YamlError, parse
 from kefu.moderation.external import ExternalModeration
+from kefu.moderation.fold import fold
 from kefu.moderation.lexicon import Category, Moderator
+from kefu.obs.metrics import Metrics
 
 FILE = "moderation.yaml"
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")  # fits the stored mark "<action>:<category>" (64 characters)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class CategorySpec(_Strict):
@@ -29,6 +36,18 @@ class CategorySpec(_Strict):
     action: Literal["block", "mask", "flag"]
     where: tuple[Literal["input", "output"], ...] = ("input", "output")
     reply: str | None = Field(default=None, min_length=1, max_length=500)
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _one(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("where")
+    @classmethod
+    def _somewhere(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name input, output or both")
+        return value
 
 
 class ExternalSpec(_Strict):
@@ -43,82 +62,205 @@ class ExternalSpec(_Strict):
 class ModerationConfig(_Strict):
     """The whole file."""
 
-    window: int | None = Field(default=None, ge=1, le=200)
+    window: StrictInt | None = Field(default=None, ge=1, le=200)
     default_reply: str | None = Field(default=None, min_length=1, max_length=500)
     categories: dict[str, CategorySpec] = {}
     terms: dict[str, tuple[str, ...]] = {}
-    files: dict[str, str] = {}
+    files: dict[str, tuple[str, ...]] = {}  # a path, or a list of paths, per category
     external: ExternalSpec | None = None
 
+    @field_validator("files", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
-def load_moderation(bot_dir: Path, problems: Problems) -> tuple[Moderator, ExternalModeration | None]:
-    """The bot's moderator (empty when there is no ``moderation.yaml``) and its external hook, if configured."""
+
+def load_moderation(
+    bot_dir: Path,
+    problems: Problems,
+    *,
+    env: Mapping[str, str] | None = None,
+    metrics: Metrics | None = None,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> tuple[Moderator, ExternalModeration | None]:
+    """The bot's moderator (empty when there is no ``moderation.yaml``) and its external hook, if configured.
+
+    ``env`` is where ``external.api_key_env`` is looked up (default: the process environment)."""
     path = bot_dir / FILE
     if not path.exists():
         return Moderator.empty_moderator(), None
-    config = _read(path, problems)
+    errors = len(problems.errors)
+    doc = _read(path, problems)
+    if doc is None:
+        return Moderator.empty_moderator(), None
+    config, declared = _validate(doc, problems)
     if config is None:
         return Moderator.empty_moderator(), None
-    terms: dict[str, list[str]] = {name: [] for name in config.categories}
-    for name, words in config.terms.items():
-        if name not in config.categories:
-            problems.error(path, f"terms.{name}: unknown category (declare it under categories)")
-            continue
-        for i, word in enumerate(words):
-            if not word.strip():
-                problems.error(path, f"terms.{name}.{i}: empty term")
-            else:
-                terms[name].append(word.strip())
-    for name, relative in config.files.items():
-        if name not in config.categories:
-            problems.error(path, f"files.{name}: unknown category (declare it under categories)")
-            continue
-        terms[name].extend(_read_terms(bot_dir, relative, path, f"files.{name}", problems))
+    terms = _terms(bot_dir, doc, config, declared, problems)
+    longest = max((len(fold(t)) for words in terms.values() for t in words), default=0)
+    if config.window is not None and config.window < longest:
+        problems.error(
+            path,
+            f"window: {config.window} is shorter than the longest term ({longest} characters); leave it out to use "
+            "the longest term",
+            doc.line(("window",)),
+        )
+    if len(problems.errors) > errors:
+        return Moderator.empty_moderator(), None
     categories = {
         name: Category(name, spec.action, frozenset(spec.where), spec.reply) for name, spec in config.categories.items()
     }
     moderator = Moderator.build(categories, terms, window=config.window, default_reply=config.default_reply)
-    if config.window is not None and config.window < max((len(t) for ws in terms.values() for t in ws), default=0):
-        problems.warning(path, f"window: {config.window} is shorter than the longest term; the longest term is used")
-    external = None
-    if config.external is not None:
-        spec = config.external
-        external = ExternalModeration(
-            spec.url, timeout=spec.timeout, on_error=spec.on_error, api_key_env=spec.api_key_env
-        )
-    return moderator, external
+    return moderator, _external(path, doc, config, moderator, env, metrics, mounts, problems)
 
 
-def _read(path: Path, problems: Problems) -> ModerationConfig | None:
+def _read(path: Path, problems: Problems) -> Doc | None:
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problems.error(path, f"not valid YAML: {getattr(exc, 'problem', exc)}", mark.line + 1 if mark else None)
+        doc = parse(path, path.read_text(encoding="utf-8"))
+    except YamlError as exc:
+        problems.error(path, f"not valid YAML: {exc}", exc.line)
         return None
-    if not isinstance(data, dict):
-        problems.error(path, "must be a mapping (categories, terms, files, window, external)")
+    if doc.data is None:
+        doc.data = {}
+    if not isinstance(doc.data, dict):
+        problems.error(path, "must be a mapping (categories, terms, files, window, external)", doc.line(()))
         return None
+    return doc
+
+
+def _validate(doc: Doc, problems: Problems) -> tuple[ModerationConfig | None, set[str]]:
+    """The file's settings (None when they are unusable) and the names of all declared categories.
+
+    Each category is validated on its own, so one with a bad action still counts as declared and the terms of
+    every category are checked in the same run; only the valid ones are in the config."""
+    data = dict(doc.data)
+    raw = data.get("categories")
+    declared: set[str] = set()
+    if isinstance(raw, dict):
+        valid: dict[str, CategorySpec] = {}
+        for name, spec in raw.items():
+            declared.add(name)
+            key = ("categories", name)
+            if not _NAME.match(name):
+                problems.error(
+                    doc.path,
+                    f"categories.{name}: a category name is 1-48 letters, digits, '_', '.' or '-'",
+                    doc.line(key),
+                )
+            try:
+                valid[name] = CategorySpec.model_validate(spec)
+            except ValidationError as exc:
+                _report(doc, exc, key, problems)
+                continue
+            if valid[name].reply and valid[name].action != "block":
+                problems.warning(
+                    doc.path, f"categories.{name}.reply: only block uses a reply", doc.line((*key, "reply"))
+                )
+        data["categories"] = valid
     try:
-        return ModerationConfig.model_validate(data)
+        return ModerationConfig.model_validate(data), declared
     except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"])
-            problems.error(path, f"{where}: {error['msg']}")
+        _report(doc, exc, (), problems)
+        return None, declared
+
+
+def _report(doc: Doc, exc: ValidationError, prefix: tuple[str, ...], problems: Problems) -> None:
+    for error in exc.errors():
+        loc = (*prefix, *error["loc"])
+        given = f" (not {error['input']!r})" if error["type"] == "literal_error" else ""
+        problems.error(doc.path, f"{'.'.join(map(str, loc))}: {error['msg']}{given}", doc.line(loc))
+
+
+def _terms(
+    bot_dir: Path, doc: Doc, config: ModerationConfig, declared: set[str], problems: Problems
+) -> dict[str, list[str]]:
+    """Every category's terms (inline, then from its files), with the problems of each term reported."""
+    path = doc.path
+    seen: dict[tuple[str, str], str] = {}  # (category, skeleton) → where it was first listed
+
+    def add(name: str, word: str, where: str, file: Path, line: int | None) -> None:
+        folded = fold(word)
+        label = f"{where}: " if where else ""
+        if not folded:
+            shown = f" {word!r}" if word.strip() else ""
+            problems.error(file, f"{label}empty term{shown} (no letter or digit to match)", line)
+            return
+        if (name, folded) in seen:
+            problems.warning(file, f"{label}{word!r} is already a term of {name} ({seen[name, folded]})", line)
+            return
+        seen[name, folded] = where or f"{file.name}:{line}"
+        if len(folded) == 1 and not folded.isascii():
+            problems.warning(file, f"{label}the one-character term {word!r} hits inside ordinary words", line)
+        terms[name].append(word)
+
+    terms: dict[str, list[str]] = {name: [] for name in declared}
+    for name, words in config.terms.items():
+        if name not in declared:
+            problems.error(
+                path, f"terms.{name}: unknown category (declare it under categories)", doc.line(("terms", name))
+            )
+            continue
+        for i, word in enumerate(words):
+            add(name, word, f"terms.{name}.{i}", path, doc.line(("terms", name, i)))
+    for name, files in config.files.items():
+        key = ("files", name)
+        if name not in declared:
+            problems.error(path, f"files.{name}: unknown category (declare it under categories)", doc.line(key))
+            continue
+        for relative in files:
+            file = (bot_dir / relative).resolve()
+            if not file.is_relative_to(bot_dir.resolve()):
+                problems.error(path, f"files.{name}: {relative} is outside the bot directory", doc.line(key))
+            elif not file.is_file():
+                problems.error(path, f"files.{name}: {relative} does not exist", doc.line(key))
+            else:
+                for number, word in _term_lines(file):
+                    add(name, word, "", bot_dir / relative, number)
+    for name, listed in terms.items():
+        if not listed and name in config.categories:
+            problems.warning(path, f"categories.{name}: no terms", doc.line(("categories", name)))
+    return terms
+
+
+def _term_lines(file: Path) -> list[tuple[int, str]]:
+    """One term per line; ``#`` starts a comment (a term's own '#' would be ignored anyway)."""
+    out = []
+    for number, raw in enumerate(file.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            out.append((number, line))
+    return out
+
+
+def _external(
+    path: Path,
+    doc: Doc,
+    config: ModerationConfig,
+    moderator: Moderator,
+    env: Mapping[str, str] | None,
+    metrics: Metrics | None,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None,
+    problems: Problems,
+) -> ExternalModeration | None:
+    spec = config.external
+    if spec is None:
         return None
-
-
-def _read_terms(bot_dir: Path, relative: str, path: Path, key: str, problems: Problems) -> list[str]:
-    file = (bot_dir / relative).resolve()
-    if not file.is_relative_to(bot_dir.resolve()):
-        problems.error(path, f"{key}: {relative} is outside the bot directory")
-        return []
-    if not file.is_file():
-        problems.error(path, f"{key}: {relative} does not exist")
-        return []
-    words = []
-    for line in file.read_text(encoding="utf-8").splitlines():
-        word = line.split("#", 1)[0].strip()
-        if word:
-            words.append(word)
-    return words
+    environment = os.environ if env is None else env
+    key = environment.get(spec.api_key_env) if spec.api_key_env else None
+    if spec.api_key_env and not key:
+        problems.warning(
+            path,
+            f"external.api_key_env: {spec.api_key_env} is not set; requests go without a key",
+            doc.line(("external", "api_key_env")),
+        )
+    return ExternalModeration(
+        spec.url,
+        timeout=spec.timeout,
+        on_error=spec.on_error,
+        api_key=key,
+        default_reply=moderator.default_reply,
+        metrics=metrics,
+        mounts=mounts,
+    )

@@ -44,6 +44,19 @@ class Metrics:
             ["category", "action", "where"],
             registry=self.registry,
         )
+        self.moderation_external = Counter(
+            "kefu_moderation_external_total",
+            "Answers of the external moderation endpoint by result (allow/flag/mask/block, or error: failed, timed "
+            "out or unreadable, so its on_error applied).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.moderation_external_seconds = Histogram(
+            "kefu_moderation_external_seconds",
+            "Time a shopper's message waited for the external moderation endpoint.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         # --- people in the loop ---
         self.handoffs = Counter(
             "kefu_handoffs_total",

@@ -13,7 +13,7 @@ from kefu.config import DEMO_BOT_DIR
 def test_bot_check_accepts_the_demo_shop() -> None:
     result = CliRunner().invoke(app, ["bot", "check", str(DEMO_BOT_DIR)])
     assert result.exit_code == 0, result.output
-    assert "4 flow(s)" in result.output and "tool(s)" in result.output
+    assert "4 flow(s)" in result.output and "tool(s)" in result.output and "moderation term(s)" in result.output
 
 
 def test_bot_check_reports_every_problem_with_file_and_line(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_bot_check_reports_every_problem_with_file_and_line(tmp_path: Path) -> N
     assert "orders.yaml:1" in out and "risk" in out  # a tool without a risk level
     assert "orders.yaml:6" in out  # a literal secret in a header
     assert "texts.yaml" in out and "apologee" in out
-    assert "moderation.yaml" in out and "categories.abuse.action" in out
+    assert "moderation.yaml:2: error: categories.abuse.action" in out and "moderation.yaml:4: error: terms.ads" in out
     assert "would refuse" in out
 
 
