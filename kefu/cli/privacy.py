@@ -72,7 +72,10 @@ def _run(work: Callable[[Rights, Retention], Awaitable[T]]) -> T:
 @app.command("sweep")
 def sweep(as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False) -> None:
     """Anonymise conversations idle past KEFU_RETENTION_ANONYMISE_HOURS and delete those idle past
-    KEFU_RETENTION_DELETE_DAYS. Exits 0 (and says so) when another process is sweeping right now."""
+    KEFU_RETENTION_DELETE_DAYS. Exits 0 (and says so) when another process is sweeping right now.
+
+    Example (cron, hourly): 17 * * * * kefu privacy sweep --json
+    """
     result = _run(lambda _, retention: retention.sweep(actor="cli"))
     if result is None:
         typer.echo("another sweep is running; nothing done")
@@ -95,7 +98,10 @@ def export(
         bool, typer.Option("--include-notes", help="Add the shop's internal desk notes (review before sending).")
     ] = False,
 ) -> None:
-    """Everything kefu holds about USER, as JSON. Exits 1 when kefu holds nothing about USER."""
+    """Everything kefu holds about USER, as JSON. Exits 1 when kefu holds nothing about USER.
+
+    Example: kefu privacy export shopper-42 -o shopper-42.json
+    """
     document = _run(lambda rights, _: rights.export(user, actor="cli", include_notes=include_notes, missing_ok=False))
     text = json.dumps(document, ensure_ascii=False, indent=2)
     if output is None:
@@ -111,7 +117,10 @@ def erase(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete everything kefu holds about USER (every conversation, message, handoff, note, turn log). Exits 1
-    when kefu holds nothing about USER."""
+    when kefu holds nothing about USER.
+
+    Example: kefu privacy erase shopper-42 --yes
+    """
     if not yes:
         typer.confirm(f"Erase everything kefu holds about {user!r}? This cannot be undone", abort=True)
     counts = _run(lambda rights, _: rights.erase(user, actor="cli", missing_ok=False))

@@ -8,7 +8,7 @@ copy, as an erasure does.
 A sweep runs on one process at a time: it takes a job lock in the hot state (Redis with replicas), and a second
 sweep that finds it taken does nothing. It works in batches of sessions (one transaction each), so memory stays
 flat whatever the backlog, and a conversation that came back to life meanwhile is left alone (the batch's update
-re-checks its idle time). Each sweep leaves one audit record with counts.
+re-checks its idle time). Each sweep that ran leaves one audit record with counts.
 """
 
 from __future__ import annotations
@@ -93,9 +93,8 @@ class Retention:
                 await self._delete(now - self.policy.delete_after, result, holder)
             if self.policy.anonymise_after is not None:
                 await self._anonymise(now, now - self.policy.anonymise_after, result, holder)
-            if result.anonymised or result.deleted:
-                details = result.as_dict()
-                await self._store.audit(at=now, action="sweep", actor=actor, subject=None, details=details)
+            # Also when nothing was old enough: the audit then shows the sweeps did run.
+            await self._store.audit(at=now, action="sweep", actor=actor, subject=None, details=result.as_dict())
             log.info("privacy_sweep", anonymised=result.anonymised, deleted=result.deleted)
             return result
         finally:
