@@ -15,6 +15,8 @@ browser_pkgs=""
 [ -x /usr/bin/chromium ] || browser_pkgs="chromium"
 # Deployment tests (tests/deploy) run two replicas behind Debian's nginx (/usr/sbin/nginx).
 [ -x /usr/sbin/nginx ] || browser_pkgs="$browser_pkgs nginx"
+# Prometheus rule and config tests (tests/deploy/test_prometheus_rules.py) run Debian's promtool (/usr/bin/promtool).
+[ -x /usr/bin/promtool ] || browser_pkgs="$browser_pkgs prometheus"
 { command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list :lang=zh 2>/dev/null)" ]; } || browser_pkgs="$browser_pkgs fonts-noto-cjk"
 if [ -n "${browser_pkgs// /}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   # shellcheck disable=SC2086 # word splitting of the package list is intended
