@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import uuid
 from collections.abc import Mapping
@@ -150,25 +151,26 @@ async def _expire_queue(desk: Desk, every: float) -> None:
 
 async def _sweep(retention: Retention, every: float) -> None:
     # Every replica tries; the job lock lets one sweep at a time, the others find it taken and wait for the next.
+    # The first try comes soon after start (spread over a minute, so a rollout does not start them all at once):
+    # replicas restarted more often than every `every` seconds would otherwise never sweep.
+    delay = random.uniform(0, min(every, 60.0))
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(delay)
+        delay = every
         try:
             await retention.sweep()
         except Exception as exc:
             log.warning("privacy_sweep_failed", error=repr(exc))
 
 
-async def _close_lost_turns(chat: ChatService, locks: JobLocks, settings: Settings, owner: str) -> None:
-    every = settings.lost_turn_sweep_seconds
+async def _close_lost_turns(chat: ChatService, locks: JobLocks, every: float, owner: str) -> None:
     while True:
         await asyncio.sleep(every)
         try:
             if not await locks.acquire_job("lost-turns", owner, lease_seconds=every * 2):
                 continue  # another replica is at it
             try:
-                closed = await chat.close_lost_turns(
-                    older_than=settings.turn_lease_seconds * 2, within=settings.turn_log_ttl
-                )
+                closed = await chat.close_lost_turns()
             finally:
                 await locks.release_job("lost-turns", owner)
             if closed:
@@ -353,7 +355,11 @@ async def build_runtime(
     )
     background = [asyncio.create_task(_expire_queue(desk, 15.0), name="handoff-queue-expiry")]
     if settings.lost_turn_sweep_seconds > 0:
-        background.append(asyncio.create_task(_close_lost_turns(chat, hot, settings, owner), name="lost-turn-sweep"))
+        background.append(
+            asyncio.create_task(
+                _close_lost_turns(chat, hot, settings.lost_turn_sweep_seconds, owner), name="lost-turn-sweep"
+            )
+        )
     if settings.retention_sweep_seconds > 0:
         background.append(
             asyncio.create_task(_sweep(retention, settings.retention_sweep_seconds), name="privacy-retention-sweep")

@@ -10,14 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
 
 from kefu.api.deps import IdentityDep, LimitedIdentityDep, LimiterDep, TurnApi, TurnApiDep
-from kefu.api.errors import UNAVAILABLE
 from kefu.api.openapi import STREAM_RESPONSE
-from kefu.api.sse import HEARTBEAT_FRAME, EventStreamResponse, FinalFrame, event_frame, sse_response
+from kefu.api.sse import HEARTBEAT_FRAME, EventStreamResponse, event_frame, final_frame, sse_response
 from kefu.api.validation import AfterSeq, SafeText, resume_point
 from kefu.engine.events import ErrorEvent, encode
-from kefu.errors import InvalidInput
 from kefu.obs.logging import get_logger
 from kefu.store.base import TurnMeta
+from kefu.store.outage import is_outage
 
 log = get_logger("kefu.http")
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
@@ -38,14 +37,15 @@ async def _stream(api: TurnApi, meta: TurnMeta, after: int) -> AsyncIterator[byt
     try:
         async for event in api.chat.follow(meta, after, heartbeat=api.heartbeat):
             yield HEARTBEAT_FRAME if event is None else event_frame(meta.turn_id, event)
-    except UNAVAILABLE as exc:
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
         # The turn log cannot be read (Redis went away mid-answer): end the stream with an honest error instead
         # of a cut connection. No `id:`, so the client's Last-Event-ID stays at the last event it really got and
         # a later resume continues from there. The answer itself is stored by the turn, as `interrupted`.
         log.warning("turn_log_unreadable", turn_id=meta.turn_id, error=type(exc).__name__)
         lost = ErrorEvent("store_unavailable", "the answer stream was interrupted; please try again", retryable=True)
-        name, data = encode(lost)
-        yield FinalFrame(f"event: {name}\ndata: {data}\n\n".encode())
+        yield final_frame(*encode(lost))
     finally:
         # A client that goes away only stops reading; the turn itself goes on (cancel is explicit).
         gauge.dec()
@@ -77,18 +77,15 @@ async def get_turn_events(
     last_event_id: Annotated[str | None, Header()] = None,
     after: AfterSeq = None,
 ) -> Response:
-    """Resume by ``Last-Event-ID: <turn_id>:<seq>`` or ``?after=<seq>``. 204 when there is nothing left.
-    429 when the user resumes more often than ``KEFU_RATE_LIMIT_RESUME``."""
+    """Resume by ``Last-Event-ID: <turn_id>:<seq>`` or ``?after=<seq>``. 204 when the turn is over and nothing is
+    left after that point; from a point past the last event of a running turn, a stream of heartbeats that ends
+    when the turn does. 429 when the user resumes more often than ``KEFU_RATE_LIMIT_RESUME``."""
     await limiter.check_resume(identity)
     start = resume_point(turn_id, last_event_id, after)
     meta = await api.chat.turn_meta(identity, turn_id)
-    if start > meta.last_seq and not meta.finished:
-        raise InvalidInput(
-            f"resume point {start} is past the turn's last event ({meta.last_seq}): resume from an event you received",
-            code="invalid_resume_point",
-        )
     if meta.finished and start >= meta.last_seq:
-        # 204 stops a browser EventSource from reconnecting to a finished stream.
+        # 204 stops a browser EventSource from reconnecting to a finished stream. A point past the end gets the
+        # same: a resume that raced the end of the turn must not fail for having landed after it.
         return Response(status_code=204)
     return sse_response(_stream(api, meta, start))
 

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import math
 
-import sqlalchemy.exc as sqlalchemy_errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis import exceptions as redis_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kefu.errors import KefuError, RateLimited, StoreUnavailable, UpstreamError
 from kefu.obs.logging import get_logger
+from kefu.store.outage import OUTAGE_TYPES, is_outage
 
 log = get_logger("kefu.http")
-
-# What a database or Redis that is down (or unreachable) raises through the stores: the request did not happen.
-UNAVAILABLE: tuple[type[Exception], ...] = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    sqlalchemy_errors.OperationalError,
-    sqlalchemy_errors.InterfaceError,
-    ConnectionError,
-    TimeoutError,
-)
 
 MALFORMED_BODY = (
     "the request body is not JSON kefu can read: it must be valid UTF-8, nested less deeply and with numbers "
@@ -73,6 +62,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.message, headers)
 
     async def store_down(_request: Request, exc: Exception) -> JSONResponse:
+        if not is_outage(exc):  # e.g. an IntegrityError: a bug, but still the one error body
+            log.error("request_failed", error=repr(exc)[:500])
+            return error_response(500, "internal_error", "something went wrong")
         log.warning("store_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
         return unavailable_response()
 
@@ -92,5 +84,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KefuError, kefu_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    for kind in UNAVAILABLE:
+    for kind in OUTAGE_TYPES:
         app.add_exception_handler(kind, store_down)

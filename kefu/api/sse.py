@@ -32,6 +32,12 @@ def event_frame(turn_id: str, event: Logged) -> bytes:
     return FinalFrame(frame) if event.final else frame
 
 
+def final_frame(name: str, data: str) -> FinalFrame:
+    """A last ``event``/``data`` frame that is not in the turn log, so it has no ``id`` (the client's Last-Event-ID
+    stays at the last logged event it got)."""
+    return FinalFrame(f"event: {name}\ndata: {data}\n\n".encode())
+
+
 def data_frame(data: str) -> bytes:
     """A bare ``data:`` frame (the OpenAI streaming format)."""
     return f"data: {data}\n\n".encode()

@@ -18,6 +18,9 @@ from kefu.store.base import ContextCache, MessageStatus, TranscriptStore, TurnLe
 
 log = get_logger("kefu.turn")
 
+# How a turn ends when the database or Redis went away under it (what was said is kept, as interrupted).
+STORE_DOWN = ErrorEvent("store_unavailable", "the answer was interrupted (a server outage); please try again", True)
+
 
 @dataclass(slots=True)
 class Ending:

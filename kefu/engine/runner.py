@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from kefu.engine.answering import Answerer
-from kefu.engine.ending import Ending, store_answer
+from kefu.engine.ending import STORE_DOWN, Ending, store_answer
 from kefu.engine.events import ErrorEvent, encode
 from kefu.engine.flow_step import TurnRef
 from kefu.engine.history import assistant_context, context_from_records
@@ -28,6 +28,7 @@ from kefu.store.base import (
     TurnLeases,
     TurnLog,
 )
+from kefu.store.outage import is_outage
 
 log = get_logger("kefu.turn")
 
@@ -153,6 +154,8 @@ class TurnRunner:
             lambda events: self._turns.append(turn.turn_id, events),
             interval=self._config.coalesce_seconds,
             on_first=lambda: self._metrics.ttft.observe(time.monotonic() - turn.accepted_at),
+            # Nobody can be shown the rest of the answer: stop asking the model for it.
+            on_failure=lambda: self.cancel_local(turn.turn_id),
         )
 
     async def _run(
@@ -165,6 +168,7 @@ class TurnRunner:
     ) -> None:
         began.append(True)
         user_write = asyncio.create_task(self._store_question(turn, row))
+        user_write.add_done_callback(lambda done: self._stop_if_failed(turn, done))
         writer.start(before_first=user_write)
         lease = asyncio.create_task(self._keep_lease(turn))
         ending: Ending
@@ -177,31 +181,35 @@ class TurnRunner:
             ending = Ending("interrupted", ErrorEvent("shutdown", "the server is shutting down", retryable=True))
         try:
             await writer.close()
-            if writer.failed is not None:
-                # The turn log went away mid-answer: the shopper did not get the rest, so the answer is stored as
-                # interrupted (with all its text) and readers that can still reach the log learn it failed.
-                log.error("turn_log_write_failed", turn_id=turn.turn_id, error=repr(writer.failed))
-                lost = ErrorEvent("store_unavailable", "the answer stream was interrupted; please try again", True)
-                ending = replace(ending, terminal=lost, before=())
+            broken = writer.failed or _failure(user_write)
+            if broken is not None:
+                # The question could not be stored or the turn log went away mid-answer: the shopper did not get
+                # the rest, so the answer is stored as interrupted (with all its text) and readers that can still
+                # reach the log learn it failed.
+                log.error("turn_store_failed", turn_id=turn.turn_id, error=repr(broken))
+                ending = replace(ending, terminal=STORE_DOWN if is_outage(broken) else _CRASHED, before=())
             await user_write
             await self._finish(turn, writer, ending)
         except Exception as exc:  # a store failure must still end the log, or readers would wait for ever
             log.error("turn_finish_failed", turn_id=turn.turn_id, error=repr(exc))
-            await self._end_anyway(turn, writer, ending)
+            # An answer is only kept beside its question (it was never shown without it).
+            await self._end_anyway(turn, "" if _failure(user_write) else writer.text, ending, exc)
         finally:
             self._answers.pop(turn.turn_id, None)
             self._renewed.pop(turn.turn_id, None)
             lease.cancel()
             self._metrics.active_turns.dec()
 
-    async def _end_anyway(self, turn: AcceptedTurn, writer: DeltaWriter, ending: Ending) -> None:
+    def _stop_if_failed(self, turn: AcceptedTurn, user_write: asyncio.Task[None]) -> None:
+        if _failure(user_write) is not None:
+            self.cancel_local(turn.turn_id)  # no answer may be shown for a question that is not stored
+
+    async def _end_anyway(self, turn: AcceptedTurn, text: str, ending: Ending, exc: Exception) -> None:
         """Finishing failed part-way (the database or Redis is down): each remaining step is tried on its own, so
         what can still be saved is. Storing the answer again is harmless: it is stored once per turn."""
-        failed = ErrorEvent("internal_error", "could not save the answer", retryable=True)
+        failed = STORE_DOWN if is_outage(exc) else ErrorEvent("internal_error", "could not save the answer", True)
         steps: list[Callable[[], Awaitable[object]]] = [
-            lambda: store_answer(
-                self._store, turn.session_id, turn.turn_id, writer.text, replace(ending, terminal=failed)
-            ),
+            lambda: store_answer(self._store, turn.session_id, turn.turn_id, text, replace(ending, terminal=failed)),
             lambda: self._release(turn),
             lambda: self._turns.append(turn.turn_id, [encode(failed)], final=True),
         ]
@@ -259,8 +267,11 @@ class TurnRunner:
             return Ending("failed", ErrorEvent(exc.code, exc.message, retryable=exc.retryable))
         if isinstance(exc, KefuError):
             return Ending("failed", ErrorEvent(exc.code, exc.message, retryable=False))
+        if is_outage(exc):  # e.g. the history could not be loaded
+            log.warning("turn_store_unavailable", turn_id=turn.turn_id, error=repr(exc))
+            return Ending("failed", STORE_DOWN)
         log.error("turn_crashed", turn_id=turn.turn_id, error=repr(exc))
-        return Ending("failed", ErrorEvent("internal_error", "something went wrong", retryable=True))
+        return Ending("failed", _CRASHED)
 
     async def _closed_elsewhere(self, turn: AcceptedTurn, writer: DeltaWriter) -> bool:
         """Whether a reader closed this turn as lost (this process stalled past its lease): then that reader
@@ -351,6 +362,13 @@ class TurnRunner:
             if cancel and not cancelled:
                 cancelled = True  # the lease is still renewed while the turn stores what was said
                 self.cancel_local(turn.turn_id)
+
+
+_CRASHED = ErrorEvent("internal_error", "something went wrong", retryable=True)
+
+
+def _failure(task: asyncio.Task[None]) -> BaseException | None:
+    return task.exception() if task.done() and not task.cancelled() else None
 
 
 def _utcnow() -> datetime:

@@ -125,19 +125,8 @@ class ChatService:
         returns once both are durable, so a client that learns the session id can use it at once.
         """
         text = self.validate_message(message)
-        now = datetime.now(UTC)
         turn_id = new_id("t")
-        if session_id is None:
-            # The row is written by the runner while the answer starts (one less wait before the upstream call).
-            turn = AcceptedTurn(turn_id, new_id("s"), identity.user_id, text, False, new_session=True, created_at=now)
-        else:
-            turn = await self._accept(identity, session_id, turn_id, text, now, create_missing=create_missing)
-        meta = TurnMeta(turn_id=turn_id, session_id=turn.session_id, user_id=identity.user_id, created_at=time.time())
-        # Lock, turn registration and its first event in one hot-state call (one Redis round trip).
-        first = encode(SessionEvent(turn.session_id, turn_id))
-        holder = await self._turns.begin_turn(meta, [first], owner=self._owner, lease_seconds=self._lease)
-        if holder is not None:
-            raise Conflict(f"a turn is already running in this session ({holder}); wait for it or cancel it")
+        turn, meta = await self._begin(identity, text, session_id, turn_id, create_missing=create_missing)
         started = self._runner.start(turn)
         self._tasks.add(started.task)
         started.task.add_done_callback(self._tasks.discard)
@@ -152,6 +141,42 @@ class ChatService:
                 raise
         log.debug("turn_started", turn_id=turn_id, session_id=turn.session_id, user_id=identity.user_id)
         return TurnHandle(turn.session_id, turn_id, identity.user_id, meta.created_at)
+
+    async def _begin(
+        self, identity: Identity, text: str, session_id: str | None, turn_id: str, *, create_missing: bool
+    ) -> tuple[AcceptedTurn, TurnMeta]:
+        """Accept the turn and take its session: lock, registration and ``session`` event in one hot-state call (one
+        Redis round trip). A turn whose process died holds its session until it is closed: it is closed here, and
+        the turn accepted again (the cached window it was accepted with lacks that turn's exchange)."""
+        for attempt in range(2):
+            now = datetime.now(UTC)
+            if session_id is None:
+                # The row is written by the runner while the answer starts (one less wait before the upstream call).
+                turn = AcceptedTurn(
+                    turn_id, new_id("s"), identity.user_id, text, False, new_session=True, created_at=now
+                )
+            else:
+                turn = await self._accept(identity, session_id, turn_id, text, now, create_missing=create_missing)
+            meta = TurnMeta(turn_id, turn.session_id, identity.user_id, created_at=time.time())
+            first = encode(SessionEvent(turn.session_id, turn_id))
+            holder = await self._turns.begin_turn(meta, [first], owner=self._owner, lease_seconds=self._lease)
+            if holder is None:
+                return turn, meta
+            if attempt > 0 or not await self._close_unended(holder):
+                break
+        raise Conflict(f"a turn is already running in this session ({holder}); wait for it or cancel it")
+
+    async def _close_unended(self, turn_id: str) -> bool:
+        """Close a turn that still holds its session though its process died (nobody resumed it and the sweeper
+        has not come by yet), so that its partial answer is stored before the next question. False if it is
+        running, or is no turn (a handoff holds the session)."""
+        meta = await self._turns.get_turn(turn_id)
+        if meta is None or (not meta.finished and await self._leases.lease_alive(turn_id)):
+            return False
+        if not meta.finished:
+            await self._lost.close(meta)
+        await self._leases.release_session(meta.session_id, turn_id)  # if it ended without releasing it
+        return True
 
     async def _accept(
         self, identity: Identity, session_id: str, turn_id: str, text: str, now: datetime, *, create_missing: bool
@@ -228,21 +253,19 @@ class ChatService:
                 quiet_since = time.monotonic()
                 yield HEARTBEAT
 
-    async def close_lost_turns(self, *, older_than: float, within: float, limit: int = 500) -> int:
-        """Close turns whose process died and that nobody resumed: their partial answers are stored as
-        ``interrupted`` and their sessions freed. Looks at questions from the last ``within`` seconds (a turn log
-        lives that long) that are at least ``older_than`` seconds old and have no stored answer; returns how many
-        turns it closed. Safe on every replica at once: closing a turn is claimed exactly once."""
-        now = datetime.now(UTC)
-        candidates = await self._store.unanswered_turns(
-            since=now - timedelta(seconds=within), until=now - timedelta(seconds=older_than), limit=limit
-        )
+    async def close_lost_turns(self, *, limit: int = 100) -> int:
+        """Close turns whose process died and that nobody resumed (the hot state lists those whose lease lapsed):
+        their partial answers are stored as ``interrupted`` and their sessions freed. Returns how many it closed.
+        Safe on every replica at once: closing a turn is claimed exactly once."""
         closed = 0
-        for _, turn_id in candidates:
+        for turn_id in await self._leases.lapsed_turns(limit=limit):
             meta = await self._turns.get_turn(turn_id)
-            if meta is None or meta.finished or await self._leases.lease_alive(turn_id):
-                continue  # expired with its log, answered with no text (relayed, failed), or still running
-            if await self._lost.close(meta):
+            if meta is None:
+                continue  # forgotten (its session deleted): nothing to store
+            if meta.finished:
+                # It ended but its release did not get through (Redis blinked): free its session now.
+                await self._leases.release_session(meta.session_id, turn_id)
+            elif not await self._leases.lease_alive(turn_id) and await self._lost.close(meta):
                 closed += 1
         return closed
 

@@ -28,11 +28,13 @@ class DeltaWriter:
         interval: float,
         before_first: Awaitable[object] | None = None,
         on_first: Callable[[], None] | None = None,
+        on_failure: Callable[[], object] | None = None,
     ) -> None:
         self._append = append
         self._interval = interval
         self._before_first = before_first
         self._on_first = on_first
+        self._on_failure = on_failure
         self._buffer: list[str] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -41,7 +43,8 @@ class DeltaWriter:
         self.text_parts: list[str] = []  # everything accepted, for the stored answer
         self.written_chars = 0  # what reached the turn log (and so possibly the user)
         self.refused = False  # the log was finished under us (turn declared lost)
-        self.failed: Exception | None = None  # the log could not be written (the rest is kept, not shown)
+        # The question could not be stored or the log written (the rest of the text is kept, not shown).
+        self.failed: Exception | None = None
 
     def start(self, *, before_first: Awaitable[object] | None = None) -> None:
         """Start the writer task (``before_first`` here, instead of in the constructor, when it starts later)."""
@@ -79,7 +82,11 @@ class DeltaWriter:
                     first = False
                     # The user's message must be durable before any answer text reaches the user.
                     if self._before_first is not None:
-                        await self._before_first
+                        try:
+                            await self._before_first
+                        except Exception as exc:  # no answer text may be shown for a question not stored
+                            self._fail(exc)
+                            return
                     if self._on_first is not None:
                         self._on_first()
                 chunk = "".join(self._buffer)
@@ -87,7 +94,7 @@ class DeltaWriter:
                 try:
                     appended = await self._append([encode(DeltaEvent(chunk))])
                 except Exception as exc:  # the log is unreachable (Redis down): the turn stores what it has
-                    self.failed = exc
+                    self._fail(exc)
                     return
                 if appended is None:
                     self.refused = True
@@ -101,3 +108,8 @@ class DeltaWriter:
                     await sleep_until_tick(self._interval, self._pause)
                 finally:
                     self._pause = None
+
+    def _fail(self, exc: Exception) -> None:
+        self.failed = exc
+        if self._on_failure is not None:
+            self._on_failure()

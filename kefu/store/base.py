@@ -106,11 +106,6 @@ class TranscriptStore(Protocol):
         """
         ...
 
-    async def unanswered_turns(self, *, since: datetime, until: datetime, limit: int) -> list[tuple[str, str]]:
-        """``(session_id, turn_id)`` of questions asked between ``since`` and ``until`` that have no stored answer
-        (the candidates for a lost turn nobody closed), oldest first."""
-        ...
-
     async def mark_message(self, turn_id: str, role: MessageRole, mark: str) -> bool:
         """Record what content moderation did to a stored message (``<action>:<category>``); False if there is
         no such message (yet)."""
@@ -189,8 +184,10 @@ class TurnLog(Protocol):
         """Start a turn in one round trip: take the session lock for it, register it, take its lease for
         ``owner`` and append ``events`` (``(type, json)`` pairs; they never finish the log).
 
-        Returns None on success; if another turn holds the session lock, returns that turn's id and leaves no
-        trace of this one (no meta, log or lease).
+        Returns None on success; if another turn holds the session, returns that turn's id and leaves no trace of
+        this one (no meta, log or lease). A turn holds its session from its start until it releases it
+        (:meth:`TurnLeases.release_session`), even once its lock lapsed (its process died): the caller closes such
+        a turn first, so its answer is stored before the next question.
         """
         ...
 
@@ -230,6 +227,12 @@ class TurnLeases(Protocol):
         """True while the process running the turn keeps renewing its lease."""
         ...
 
+    async def lapsed_turns(self, *, limit: int) -> list[str]:
+        """Ids of turns begun (``begin_turn``) whose lease lapsed and that have not released their session: their
+        process died or stalled, and nobody closed them yet. Oldest lapse first, at most ``limit``; a turn stays
+        listed until it releases its session (or its log expires), so the caller checks each."""
+        ...
+
     async def request_cancel(self, turn_id: str) -> None:
         """Ask the owner of the turn to stop it (seen by its next ``renew_lease``)."""
         ...
@@ -239,7 +242,7 @@ class TurnLeases(Protocol):
         ...
 
     async def release_session(self, session_id: str, turn_id: str) -> None:
-        """Release the lock if ``turn_id`` still holds it."""
+        """Release the lock if ``turn_id`` still holds it, and the session from the turn (see ``begin_turn``)."""
         ...
 
 

@@ -119,6 +119,7 @@ class MemoryHotState:
         self._leases: dict[str, _Expiring] = {}
         self._cancels: dict[str, _Expiring] = {}
         self._locks: dict[str, _Expiring] = {}
+        self._unended: dict[str, _Expiring] = {}  # session -> the turn that began in it and has not released it
         self._contexts: dict[str, _Context] = {}
         self._jobs: dict[str, _Expiring] = {}
         self._next_sweep = clock() + sweep_interval
@@ -132,9 +133,14 @@ class MemoryHotState:
         self, meta: TurnMeta, events: Sequence[tuple[str, str]], *, owner: str, lease_seconds: float
     ) -> str | None:
         now = self._now_and_sweep()
+        lock, unended = self._locks.get(meta.session_id), self._unended.get(meta.session_id)
+        if (lock is None or lock.expires_at <= now) and unended is not None and unended.expires_at > now:
+            if unended.value != meta.turn_id:
+                return unended.value  # it began, its lock lapsed and it never ended: its process died
         holder = self._take_lock(meta.session_id, meta.turn_id, lease_seconds, now)
         if holder is not None:
             return holder
+        self._unended[meta.session_id] = _Expiring(meta.turn_id, now + self.turn_log_ttl)
         turn = self._register(meta, owner, lease_seconds, now)
         if events:
             turn.log.extend(events, finished=False)
@@ -200,6 +206,17 @@ class MemoryHotState:
         lease = self._leases.get(turn_id)
         return lease is not None and lease.expires_at > self._clock()
 
+    async def lapsed_turns(self, *, limit: int) -> list[str]:
+        now = self._clock()
+        lapsed: list[tuple[float, str]] = []
+        for unended in self._unended.values():
+            if unended.expires_at <= now or self._live_turn(unended.value) is None:
+                continue
+            lease = self._leases.get(unended.value)
+            if lease is None or lease.expires_at <= now:
+                lapsed.append((lease.expires_at if lease is not None else 0.0, unended.value))
+        return [turn_id for _, turn_id in sorted(lapsed)[:limit]]
+
     async def request_cancel(self, turn_id: str) -> None:
         now = self._now_and_sweep()
         self._cancels[turn_id] = _Expiring("1", now + self.turn_log_ttl)
@@ -218,6 +235,9 @@ class MemoryHotState:
         return None
 
     async def release_session(self, session_id: str, turn_id: str) -> None:
+        unended = self._unended.get(session_id)
+        if unended is not None and unended.value == turn_id:
+            del self._unended[session_id]
         lock = self._locks.get(session_id)
         if lock is not None and lock.value == turn_id:
             del self._locks[session_id]
@@ -275,6 +295,7 @@ class MemoryHotState:
     async def clear_session(self, session_id: str) -> None:
         self._contexts.pop(session_id, None)
         self._locks.pop(session_id, None)
+        self._unended.pop(session_id, None)
 
     async def ping(self) -> None:
         return None
@@ -284,6 +305,7 @@ class MemoryHotState:
         self._leases.clear()
         self._cancels.clear()
         self._locks.clear()
+        self._unended.clear()
         self._contexts.clear()
         self._jobs.clear()
 
@@ -304,7 +326,8 @@ class MemoryHotState:
         return now
 
     def _sweep(self, now: float) -> None:
-        for table in (self._turns, self._leases, self._cancels, self._locks, self._contexts, self._jobs):
+        tables = (self._turns, self._leases, self._cancels, self._locks, self._unended, self._contexts, self._jobs)
+        for table in tables:
             expired = [key for key, entry in table.items() if entry.expires_at <= now]
             for key in expired:
                 del table[key]

@@ -96,7 +96,6 @@ class MessageRow(Base):
     __table_args__ = (
         UniqueConstraint("turn_id", "role"),
         Index("ix_messages_session_id_created_at", "session_id", "created_at"),
-        Index("ix_messages_created_at", "created_at"),
     )
 
     # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
@@ -129,7 +128,7 @@ class PrivacyAuditRow(Base):
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    action: Mapped[str] = mapped_column(String(32))  # export | erase | anonymise | delete
+    action: Mapped[str] = mapped_column(String(32))  # export | erase | sweep (anonymised and deleted counts)
     actor: Mapped[str] = mapped_column(String(64))  # shopper | admin | cli | sweep
     subject: Mapped[str | None] = mapped_column(String(64))  # sha256 of the user id (never the id itself)
     details: Mapped[str] = mapped_column(Text(), server_default="{}")  # JSON counts per table / key pattern

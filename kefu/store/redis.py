@@ -7,8 +7,10 @@ Key layout (Redis Cluster safe: all keys a script or transaction touches share o
     {prefix}:turn:{<turn_id>}:lease    string owner, PX lease
     {prefix}:turn:{<turn_id>}:cancel   string, present once cancel was requested
     {prefix}:session:{<session_id>}:lock   string turn id, PX lease
+    {prefix}:session:{<session_id>}:turn   string id of the turn that began in the session and has not released it
     {prefix}:session:{<session_id>}:ctx    list: a header (the owner's user id), then orjson messages, oldest first
     {prefix}:job:{<name>}:lock         string holder, PX lease (one process at a time runs a background job)
+    {prefix}:running-turns             sorted set: turns begun and not released, scored by lease expiry (epoch s)
 
 Each method is one round trip. The process producing a turn also keeps a local mirror of its log, so
 readers in the same process (the usual case: the request that started the turn) are woken in memory
@@ -58,7 +60,7 @@ return seq
 
 # KEYS meta, log, cancel, lease. ARGV ttl_ms, lease_ms, owner, finished (0/1), turn_id, session_id, user_id,
 # created_at, append token, then type, data pairs. create_turn and append in one script (the session lock, in
-# another hash slot, is taken by _ACQUIRE in the same pipeline).
+# another hash slot, is taken by _BEGIN_LOCK in the same pipeline).
 _BEGIN_TURN = """
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 local seq = 0
@@ -95,6 +97,25 @@ return false
 """
 
 _RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS lock, turn. ARGV turn_id, lease_ms, ttl_ms. _ACQUIRE for a turn: a session whose lock lapsed while its turn
+# never ended (the process died) stays that turn's until someone closes it, so its answer is stored first.
+_BEGIN_LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return holder end
+local unended = redis.call('GET', KEYS[2])
+if not holder and unended and unended ~= ARGV[1] then return unended end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+return false
+"""
+
+# KEYS lock, turn. ARGV turn_id.
+_RELEASE_SESSION = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -183,6 +204,8 @@ class RedisHotState:
         self._acquire = client.register_script(_ACQUIRE)
         self._begin_turn = client.register_script(_BEGIN_TURN)
         self._release = client.register_script(_RELEASE)
+        self._begin_lock = client.register_script(_BEGIN_LOCK)
+        self._release_session = client.register_script(_RELEASE_SESSION)
         self._push_context = client.register_script(_PUSH_CONTEXT)
         self._instance = uuid.uuid4().hex
         self._append_count = itertools.count()
@@ -221,6 +244,10 @@ class RedisHotState:
     def _session_key(self, session_id: str, part: str) -> str:
         return f"{self._prefix}:session:{{{session_id}}}:{part}"
 
+    @property
+    def _running_key(self) -> str:
+        return f"{self._prefix}:running-turns"
+
     def _job_key(self, name: str) -> str:
         return f"{self._prefix}:job:{{{name}}}:lock"
 
@@ -252,7 +279,7 @@ class RedisHotState:
         self, meta: TurnMeta, events: Sequence[tuple[str, str]], *, owner: str, lease_seconds: float
     ) -> str | None:
         lease_ms = _ms(lease_seconds)
-        lock_key = self._session_key(meta.session_id, "lock")
+        lock_key, unended_key = (self._session_key(meta.session_id, part) for part in ("lock", "turn"))
         turn_keys = [self._turn_key(meta.turn_id, part) for part in ("meta", "log", "cancel", "lease")]
         args: list[str | int] = [self._ttl_ms, lease_ms, owner, 0, meta.turn_id, meta.session_id]
         args += (meta.user_id, repr(meta.created_at), f"{self._instance}:{next(self._append_count)}")
@@ -261,20 +288,24 @@ class RedisHotState:
         # Two scripts (the lock and the turn live in different hash slots) in one pipeline: one round trip.
         for attempt in range(2):
             pipe = self._client.pipeline(transaction=False)
-            pipe.evalsha(self._acquire.sha, 1, lock_key, meta.turn_id, lease_ms)
+            pipe.evalsha(self._begin_lock.sha, 2, lock_key, unended_key, meta.turn_id, lease_ms, self._ttl_ms)
             pipe.evalsha(self._begin_turn.sha, 4, *turn_keys, *args)
-            holder, created = await pipe.execute(raise_on_error=False)
+            pipe.zadd(self._running_key, {meta.turn_id: time.time() + lease_seconds})
+            holder, created, _ = await pipe.execute(raise_on_error=False)
             failures = [r for r in (holder, created) if isinstance(r, Exception)]
             if not failures:
                 break
             if attempt == 0 and all(isinstance(r, NoScriptError) for r in failures):
-                await self._client.script_load(_ACQUIRE)
+                await self._client.script_load(_BEGIN_LOCK)
                 await self._client.script_load(_BEGIN_TURN)
                 continue
             raise failures[0]
         if holder is not None:
             # Someone else's turn runs in the session: undo this one (rare; costs a second round trip).
-            await self._client.delete(*turn_keys)
+            pipe = self._client.pipeline(transaction=False)
+            pipe.delete(*turn_keys)
+            pipe.zrem(self._running_key, meta.turn_id)
+            await pipe.execute()
             return _text(holder)
         now = time.monotonic()
         self._sweep_mirrors(now)
@@ -348,8 +379,9 @@ class RedisHotState:
         pipe = self._client.pipeline(transaction=False)
         for turn_id in turn_ids:
             pipe.delete(*(self._turn_key(turn_id, part) for part in ("meta", "log", "lease", "cancel")))
+        pipe.zrem(self._running_key, *turn_ids)
         deleted = await pipe.execute()
-        return sum(1 for count in deleted if count)
+        return sum(1 for count in deleted[:-1] if count)
 
     def _retire_mirror(self, turn_id: str, mirror: _Mirror, *, grace: float) -> None:
         if not mirror.log.finished:
@@ -383,7 +415,9 @@ class RedisHotState:
             pipe = self._client.pipeline(transaction=False)
             pipe.evalsha(self._renew_turn.sha, 2, *lease_keys, owner, lease_ms)
             pipe.evalsha(self._renew_lock.sha, 1, lock_key, turn_id, lease_ms)
-            cancelled, renewed = await pipe.execute(raise_on_error=False)
+            # XX: a turn closed meanwhile (released) is not listed again. The sweeper checks the lease itself.
+            pipe.zadd(self._running_key, {turn_id: time.time() + lease_seconds}, xx=True)
+            cancelled, renewed, _ = await pipe.execute(raise_on_error=False)
             failures = [r for r in (cancelled, renewed) if isinstance(r, Exception)]
             if not failures:
                 return bool(cancelled)
@@ -398,6 +432,15 @@ class RedisHotState:
     async def lease_alive(self, turn_id: str) -> bool:
         return bool(await self._client.exists(self._turn_key(turn_id, "lease")))
 
+    async def lapsed_turns(self, *, limit: int) -> list[str]:
+        now = time.time()
+        pipe = self._client.pipeline(transaction=False)
+        # Entries whose logs have expired (their turn's release never came) have nothing left to close.
+        pipe.zremrangebyscore(self._running_key, "-inf", now - self.turn_log_ttl)
+        pipe.zrangebyscore(self._running_key, "-inf", now, start=0, num=limit)
+        _, lapsed = await pipe.execute()
+        return [_text(turn_id) for turn_id in lapsed]
+
     async def request_cancel(self, turn_id: str) -> None:
         await self._client.set(self._turn_key(turn_id, "cancel"), 1, px=self._ttl_ms)
 
@@ -408,7 +451,19 @@ class RedisHotState:
         return None if holder is None else _text(holder)
 
     async def release_session(self, session_id: str, turn_id: str) -> None:
-        await self._release(keys=[self._session_key(session_id, "lock")], args=[turn_id])
+        keys = [self._session_key(session_id, "lock"), self._session_key(session_id, "turn")]
+        # The script and the running-turns entry (another hash slot) in one pipeline: one round trip.
+        for attempt in range(2):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.evalsha(self._release_session.sha, 2, *keys, turn_id)
+            pipe.zrem(self._running_key, turn_id)
+            released, _ = await pipe.execute(raise_on_error=False)
+            if not isinstance(released, Exception):
+                return
+            if attempt == 0 and isinstance(released, NoScriptError):
+                await self._client.script_load(_RELEASE_SESSION)
+                continue
+            raise released
 
     # --- background job locks ---
 
@@ -455,7 +510,7 @@ class RedisHotState:
         await pipe.execute()
 
     async def clear_session(self, session_id: str) -> None:
-        await self._client.delete(self._session_key(session_id, "ctx"), self._session_key(session_id, "lock"))
+        await self._client.delete(*(self._session_key(session_id, part) for part in ("ctx", "lock", "turn")))
 
     # --- lifecycle ---
 

@@ -46,7 +46,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.orm import aliased
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from kefu.errors import ConfigError, Conflict, NotFound
@@ -531,25 +530,6 @@ class SqlTranscriptStore:
             return conn.execute(self._insert_assistant, params).scalar_one_or_none() is not None
 
         return cast(bool, await self.writes.run(op))
-
-    async def unanswered_turns(self, *, since: datetime, until: datetime, limit: int) -> list[tuple[str, str]]:
-        answer = aliased(MessageRow)
-        query = (
-            select(MessageRow.session_id, MessageRow.turn_id)
-            .where(
-                MessageRow.role == "user",
-                MessageRow.created_at >= as_utc(since),
-                MessageRow.created_at < as_utc(until),
-                ~select(answer.id).where(answer.turn_id == MessageRow.turn_id, answer.role == "assistant").exists(),
-            )
-            .order_by(MessageRow.created_at)
-            .limit(limit)
-        )
-
-        def op(conn: Connection) -> list[tuple[str, str]]:
-            return [(row[0], row[1]) for row in conn.execute(query)]
-
-        return cast(list[tuple[str, str]], await self._executor.read(op))
 
     async def mark_message(self, turn_id: str, role: MessageRole, mark: str) -> bool:
         """Record what content moderation did to a stored message; False if there is no such message."""

@@ -241,6 +241,66 @@ async def test_begin_turn_takes_the_lock_registers_the_turn_and_appends(hot: Hot
     assert await hot.acquire_session("s1", "t2", lease_seconds=10) is None
 
 
+async def test_a_turn_that_never_released_its_session_holds_it_after_its_lock_lapsed(
+    clocked_factory: ClockedFactory,
+) -> None:
+    hot, advance = clocked_factory()
+    dead = TurnMeta(turn_id="t1", session_id="s1", user_id="u1", created_at=time.time())
+    assert await hot.begin_turn(dead, [("session", "{}")], owner="worker-a", lease_seconds=0.3) is None
+    await advance(0.3)  # its process died: lock and lease lapse, and nothing released the session
+
+    async def lapsed() -> bool:
+        return not await hot.lease_alive("t1")
+
+    await eventually(lapsed)
+    nxt = TurnMeta(turn_id="t2", session_id="s1", user_id="u1", created_at=time.time())
+    assert await hot.begin_turn(nxt, [("session", "{}")], owner="worker-b", lease_seconds=10) == "t1"
+    assert await hot.get_turn("t2") is None  # no trace of the refused turn
+    assert await hot.acquire_session("s1", "h1", lease_seconds=10) is None  # plain locks (handoffs) do not wait
+    await hot.release_session("s1", "h1")
+    await hot.release_session("s1", "t1")  # closing the dead turn releases it
+    assert await hot.begin_turn(nxt, [("session", "{}")], owner="worker-b", lease_seconds=10) is None
+    await hot.release_session("s1", "t2")
+    later = TurnMeta(turn_id="t3", session_id="s1", user_id="u1", created_at=time.time())
+    assert await hot.begin_turn(later, [], owner="worker-b", lease_seconds=10) is None  # released: free
+
+
+async def test_lapsed_turns_are_listed_until_they_release_their_session(clocked_factory: ClockedFactory) -> None:
+    hot, advance = clocked_factory()
+    for turn_id, lease in (("dead", 0.3), ("forgotten", 0.3), ("running", 30.0)):
+        meta = TurnMeta(turn_id=turn_id, session_id=f"s-{turn_id}", user_id="u1", created_at=time.time())
+        assert await hot.begin_turn(meta, [("session", "{}")], owner="worker-a", lease_seconds=lease) is None
+    assert await hot.lapsed_turns(limit=10) == []
+    await advance(0.3)  # the process of the first two died; the third keeps renewing
+
+    async def lapsed() -> bool:
+        return not await hot.lease_alive("dead") and not await hot.lease_alive("forgotten")
+
+    await eventually(lapsed)
+    assert await hot.renew_lease("running", "s-running", owner="worker-a", lease_seconds=30) is False
+    assert sorted(await hot.lapsed_turns(limit=10)) == ["dead", "forgotten"]
+    assert len(await hot.lapsed_turns(limit=1)) == 1
+    await hot.forget_turns(["forgotten"])  # its session was deleted
+    assert await hot.lapsed_turns(limit=10) == ["dead"]
+    await hot.release_session("s-dead", "dead")  # closed (as lost)
+    assert await hot.lapsed_turns(limit=10) == []
+
+
+async def test_clearing_a_session_forgets_its_unended_turn(clocked_factory: ClockedFactory) -> None:
+    hot, advance = clocked_factory()
+    dead = TurnMeta(turn_id="t1", session_id="s1", user_id="u1", created_at=time.time())
+    assert await hot.begin_turn(dead, [], owner="worker-a", lease_seconds=0.3) is None
+    await advance(0.3)
+
+    async def lapsed() -> bool:
+        return not await hot.lease_alive("t1")
+
+    await eventually(lapsed)
+    await hot.clear_session("s1")  # the session was deleted: nothing of it waits for its dead turn
+    nxt = TurnMeta(turn_id="t2", session_id="s1", user_id="u1", created_at=time.time())
+    assert await hot.begin_turn(nxt, [], owner="worker-b", lease_seconds=10) is None
+
+
 async def test_begin_turn_in_a_locked_session_leaves_no_trace(hot: HotState) -> None:
     assert await hot.acquire_session("s1", "t1", lease_seconds=10) is None
     meta = TurnMeta(turn_id="t2", session_id="s1", user_id="u1", created_at=time.time())

@@ -181,7 +181,9 @@ async def test_begin_turn_mirrors_its_events_and_survives_a_script_flush(pair: P
     assert [e.seq for e in await pair.producer.read("t1", 0, 0)] == [1, 2]  # and mirrored for its own readers
     keys = sorted([k.decode() async for k in pair.raw.scan_iter(match=f"{pair.prefix}:*")])
     assert keys == sorted(
-        [f"{pair.prefix}:turn:{{t1}}:{p}" for p in ("meta", "lease")] + [f"{pair.prefix}:session:{{s1}}:lock"]
+        [f"{pair.prefix}:turn:{{t1}}:{p}" for p in ("meta", "lease")]
+        + [f"{pair.prefix}:session:{{s1}}:{p}" for p in ("lock", "turn")]
+        + [f"{pair.prefix}:running-turns"]
     )
 
 
@@ -203,3 +205,10 @@ async def test_redis_busy_pool_makes_commands_wait_instead_of_failing(redis_url:
     finally:
         await state.aclose()
         await delete_prefix(redis_url, prefix)
+
+
+async def test_a_refused_turn_is_not_listed_as_running(pair: Pair) -> None:
+    assert await pair.producer.acquire_session("s1", "t1", lease_seconds=10) is None
+    meta = TurnMeta(turn_id="t2", session_id="s1", user_id="u1", created_at=time.time())
+    assert await pair.producer.begin_turn(meta, [("session", "{}")], owner="worker-a", lease_seconds=10) == "t1"
+    assert await pair.raw.zrange(f"{pair.prefix}:running-turns", 0, -1) == []
