@@ -10,12 +10,15 @@ from kefu.api.deps import OperatorDep, ReadinessDep
 router = APIRouter(tags=["ops"])
 
 
+# Load balancers probe with HEAD too; the HEAD routes stay out of the OpenAPI document (same answers, no body).
+@router.head("/healthz", include_in_schema=False)
 @router.get("/healthz", summary="The process is up")
 async def healthz() -> dict[str, str]:
     """Always 200 while the process serves requests."""
     return {"status": "ok"}
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get(
     "/readyz",
     responses={503: {"description": "The database or Redis cannot be reached", "content": {"application/json": {}}}},

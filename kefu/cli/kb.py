@@ -98,6 +98,7 @@ def import_(
     report = LoadReport()
     batches: list[tuple[str, list[Entry]]] = []
     files = [(p, expand(p)) for p in paths]
+    unreadable: list[Path] = []
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as progress:
@@ -106,9 +107,23 @@ def import_(
             entries: list[Entry] = []
             for file in members:
                 progress.update(task, description=f"reading {file.name}")
-                entries.extend(load_file(file, report, origin="", kind=chosen))
+                read = load_file(file, report, origin="", kind=chosen)
+                if not read:
+                    unreadable.append(file)
+                entries.extend(read)
                 progress.advance(task)
+            if not members:
+                unreadable.append(root)
             batches.append((f"import:{root.resolve()}", dedupe(entries, report)))
+        if unreadable:
+            # Refuse before writing anything: a file that yields nothing (empty, wrong header, broken CSV) is a
+            # mistake, and importing the rest would hide it behind a "success".
+            progress.stop()
+            _print_problems(report)
+            for path in unreadable:
+                typer.echo(f"error: nothing to import from {path}", err=True)
+            typer.echo("error: nothing was imported; fix the file(s) above and run the import again", err=True)
+            raise typer.Exit(1)
         if not dry_run:
             write = progress.add_task("writing + indexing", total=len(batches))
 

@@ -81,25 +81,52 @@ def _entry(row: dict[str, Any], path: Path, line: int, origin: str, report: Load
         return None
 
 
+EXPECTED_CSV = (
+    "expected a header row with question and answer columns (optional: similar_questions, category, id, valid_from, "
+    "valid_to; Chinese headers 问题, 答案, 相似问题, 分类 work too)"
+)
+
+
 def load_csv(path: Path, report: LoadReport, *, origin: str) -> list[Entry]:
-    """FAQ rows of a CSV file with a header row (``question`` and ``answer`` required)."""
+    """FAQ rows of a CSV file with a header row (``question`` and ``answer`` required).
+
+    A file that cannot be read as a whole (empty, no usable header, broken CSV syntax) yields no entries: its rows
+    after a syntax error would be wrong, and silently importing part of a file is worse than refusing it.
+    """
     text = read_text(path, report)
     if text is None:
         return []
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: an unclosed quote is an error at its row instead of swallowing the rest of the file into one cell
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
+        report.skip(path, 1, f"empty file: {EXPECTED_CSV}")
+        return []
+    except csv.Error as exc:
+        report.skip(path, 1, f"CSV syntax error in the header row: {exc}")
         return []
     columns = [_ALIASES.get(h.strip().lower()) for h in header]
     missing = [f for f in ("question", "answer") if f not in columns]
     if missing:
-        report.skip(path, 1, f"header has no {' / '.join(missing)} column (found: {', '.join(header)})")
+        found = ", ".join(h.strip() for h in header) or "nothing"
+        report.skip(path, 1, f"header has no {' / '.join(missing)} column (found: {found}); {EXPECTED_CSV}")
         return []
     entries = []
     line = reader.line_num + 1
-    for cells in reader:
-        start, line = line, reader.line_num + 1
+    while True:
+        start = line
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            hint = " (a quote opened here is never closed)" if "end of data" in str(exc) else ""
+            report.skip(
+                path, start, f"CSV syntax error in the row starting at line {start}{hint}: {exc}; file not imported"
+            )
+            return []
+        line = reader.line_num + 1
         if not any(c.strip() for c in cells):
             continue
         if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns) :]):

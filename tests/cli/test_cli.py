@@ -59,3 +59,24 @@ def test_cli_help_has_an_example(command: str) -> None:
     result = _kefu(*command.split(), "--help")
     assert result.returncode == 0
     assert "Example" in result.stdout
+
+
+def test_cli_token_signs_with_the_demo_servers_secret_in_its_directory(tmp_path: Path) -> None:
+    # ./scripts/demo.sh's server keeps its secret in .kefu/jwt-secret; the README's `kefu token` must match it.
+    (tmp_path / ".kefu").mkdir()
+    (tmp_path / ".kefu" / "jwt-secret").write_text("demo-secret-" + "d" * 30)
+    result = _kefu("token", "user-42", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    verifier = Authenticator(jwt_secret="demo-secret-" + "d" * 30, api_keys=frozenset())
+    assert verifier.authenticate(f"Bearer {result.stdout.strip()}").user_id == "user-42"
+
+
+def test_cli_help_lists_every_command_without_importing_them() -> None:
+    probe = "import sys; from kefu.cli.main import app; import typer.main as t; " + (
+        "print(sorted(m for m in ('sqlalchemy', 'jieba', 'fastapi') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stderr
+    listed = _kefu("--help").stdout
+    for name in ("serve", "chat", "token", "mock-llm", "test", "db", "kb", "bot", "agent", "privacy"):
+        assert f" {name} " in listed

@@ -86,3 +86,28 @@ def test_cli_kb_eval_demo_shop_meets_the_targets_on_dev(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["overall"]["queries"] >= 200
+
+
+def test_cli_kb_import_refuses_files_it_cannot_read_and_writes_nothing(tmp_path: Path, bot_dir: Path) -> None:
+    db = ["--bot-dir", str(bot_dir), "--database-url", f"sqlite:///{tmp_path / 'kb.db'}"]
+    good = tmp_path / "good.csv"
+    good.write_text("question,answer\n可以开收据吗？,可以，联系客服。\n", encoding="utf-8")
+    cases = {
+        "wrong-header.csv": ("q,a\nx,y\n", ":1: skipped: header has no question / answer column (found: q, a)"),
+        "empty.csv": ("", ":1: skipped: empty file: expected a header row with question and answer columns"),
+        "unclosed.csv": (
+            'question,answer\n"运费多少,8元\n退货,7天\n',
+            ":2: skipped: CSV syntax error in the row starting at line 2 (a quote opened here is never closed)",
+        ),
+    }
+    for name, (text, message) in cases.items():
+        bad = tmp_path / name
+        bad.write_text(text, encoding="utf-8")
+        result = _kefu("import", str(good), str(bad), *db, cwd=tmp_path)
+        assert result.returncode == 1, name
+        assert f"{bad}{message}" in result.stderr
+        assert "answer is empty" not in result.stderr
+        assert f"error: nothing to import from {bad}" in result.stderr
+        assert "imported" not in result.stdout
+    listed = json.loads(_kefu("list", "--json", *db, cwd=tmp_path).stdout)
+    assert {e["origin"].split(":")[0] for e in listed} == {"bot"}  # the good file was not imported either

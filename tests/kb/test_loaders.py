@@ -132,3 +132,18 @@ def test_entry_ids_are_stable_and_validated() -> None:
     assert a.id == b.id and a.id.startswith("faq-")
     with pytest.raises(EntryError, match="id"):
         make_entry({"id": "has space", "question": "q", "answer": "a"})
+
+
+def test_csv_loader_reports_an_unclosed_quote_as_a_syntax_error_at_its_row(tmp_path: Path) -> None:
+    path = _write(tmp_path / "faq.csv", 'question,answer\n运费,8元\n"退货,7天\n发票,可以\n')
+    report = LoadReport()
+    assert load_csv(path, report, origin="bot") == []  # the rows after it cannot be trusted: none are imported
+    [problem] = report.skipped
+    assert problem.line == 3 and "CSV syntax error" in problem.reason and "never closed" in problem.reason
+
+
+def test_csv_loader_names_the_expected_columns_for_an_empty_file(tmp_path: Path) -> None:
+    path = _write(tmp_path / "faq.csv", "")
+    report = LoadReport()
+    assert load_csv(path, report, origin="bot") == []
+    assert report.skipped[0].line == 1 and "question and answer columns" in report.skipped[0].reason
