@@ -9,18 +9,35 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from kefu import __version__
-from kefu.api import admin_bot, admin_kb, chat, completions, demo, desk, handoff, health, privacy, sessions, web
+from kefu.api import (
+    admin_bot,
+    admin_kb,
+    admin_report,
+    chat,
+    completions,
+    demo,
+    desk,
+    handoff,
+    health,
+    privacy,
+    sessions,
+    web,
+)
 from kefu.api.deps import BotAdmin, PeopleApi, PrivacyApi, Readiness, Services, TurnApi
 from kefu.api.errors import install_error_handlers
 from kefu.api.openapi import CLIENT_ERRORS
 from kefu.api.request_guard import RequestGuard
+from kefu.api.request_id import HEADER as REQUEST_ID_HEADER
+from kefu.api.request_id import RequestIds
 from kefu.api.security import SecurityHeaders
 from kefu.config import Settings
 from kefu.demo.shop import MOUNT_PATH as SHOP_MOUNT_PATH
 from kefu.demo.shop import shop_token
 from kefu.demo.shop.api import shop_mount
 from kefu.demo.shop.data import ShopStore
+from kefu.obs import tracing
 from kefu.obs.logging import configure_logging, get_logger
+from kefu.report.service import open_reports
 from kefu.runtime import Runtime, build_runtime
 
 log = get_logger("kefu.app")
@@ -30,11 +47,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; clients, pools and the database are opened in the lifespan, not here."""
     settings = settings or Settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    tracing.configure(enabled=settings.otel, exporter=settings.otel_exporter, service_version=__version__)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(settings)
         app.state.services = services_of(runtime)
+        app.state.reports = open_reports(settings, knowledge=lambda: runtime.knowledge, texts=lambda: runtime.bot.texts)
         log.info(
             "kefu_started",
             version=__version__,
@@ -46,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.reports.aclose()
             await runtime.aclose()
+            tracing.shutdown()  # exports the spans still buffered
 
     # No /docs or /redoc: those pages load their scripts from a CDN (kefu serves everything itself, under a CSP
     # that allows nothing else); the schema stays at /openapi.json.
@@ -59,10 +80,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Kefu-User", "X-Kefu-Session"],
-            expose_headers=["X-Kefu-Session", "X-Kefu-Turn", "Retry-After"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Last-Event-ID",
+                "X-Kefu-User",
+                "X-Kefu-Session",
+                REQUEST_ID_HEADER,
+            ],
+            expose_headers=["X-Kefu-Session", "X-Kefu-Turn", "Retry-After", REQUEST_ID_HEADER],
         )
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
+    # Outermost: every response (refusals and CORS preflights too) carries the id, and the access log times it all.
+    app.add_middleware(RequestIds, access_log=settings.access_log)
     for router in (
         chat.router,
         sessions.router,
@@ -75,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_bot.router,
         privacy.router,
         privacy.admin_router,
+        admin_report.router,
+        admin_report.page_router,
     ):
         app.include_router(router, responses=CLIENT_ERRORS)
     if settings.demo:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -106,6 +106,16 @@ class Settings(BaseSettings):
     # How often each replica tries a sweep (one runs at a time, lock in the hot state); 0 = only `kefu privacy sweep`.
     retention_sweep_seconds: float = Field(default=3600.0, ge=0)
 
+    # --- usage and cost (docs/cost.md) ---
+    # Model prices per 1M tokens (YAML); unset: prices.yaml in the bot directory when there is one.
+    prices_file: Path | None = None
+    # Daily model spend (UTC day, all replicas) after which turns answer from the FAQ/KB only; unset = no limit.
+    daily_budget: float | None = Field(default=None, gt=0)
+    # The budget's currency (a currency of the prices file); unset: the prices file's default currency.
+    daily_budget_currency: str | None = None
+    # How often a replica reads the other replicas' spend for the budget.
+    daily_budget_refresh_seconds: float = Field(default=5.0, ge=0)
+
     # --- serving ---
     cors_origins: str = ""
     # Who may show kefu's pages (the widget page, the demo page) in a frame: CSP frame-ancestors sources,
@@ -113,6 +123,11 @@ class Settings(BaseSettings):
     frame_ancestors: str = "'self'"
     log_level: str = "info"
     log_json: bool = False
+    # One `http_request` line per request (method, path without query, status, duration, request id); info level.
+    access_log: bool = False
+    # OpenTelemetry traces of turns (needs the `otel` extra); OTEL_* variables configure the exporter and sampler.
+    otel: bool = False
+    otel_exporter: Literal["otlp", "console"] = "otlp"
 
     # --- resilience (kefu.llm.resilience; see docs/resilience.md) ---
     # JSON array of further upstreams tried in order: [{"base_url", "api_key", "model", optional "name",

@@ -26,6 +26,7 @@ from kefu.engine.people import People
 from kefu.engine.runner import TurnConfig, TurnRunner
 from kefu.engine.service import ChatService
 from kefu.engine.sharing import SharedAnswers
+from kefu.engine.usage import UsageMeter, open_meter
 from kefu.errors import ConfigError
 from kefu.handoff.accounts import AgentAccounts
 from kefu.handoff.config import HandoffConfig
@@ -78,6 +79,7 @@ class Runtime:
     hub: FeedHub
     rights: Rights
     retention: Retention
+    usage: UsageMeter | None = None
     redis: Redis | None = None
     tool_mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
     _retired: list[Bot] = field(default_factory=list)
@@ -301,6 +303,7 @@ async def build_runtime(
     if settings.answer_cache_ttl > 0:
         cache: AnswerCache = RedisAnswerCache(redis, settings.redis_prefix) if redis else MemoryAnswerCache()
         shared = SharedAnswers(cache, ttl=settings.answer_cache_ttl, metrics=metrics)
+    usage = await open_meter(settings, metrics, aux_engine, redis)  # the token ledger, prices, daily budget
     answerer = Answerer(
         model=model,
         knowledge=knowledge,
@@ -315,6 +318,7 @@ async def build_runtime(
         pii_kinds=settings.pii_mask_kinds,
         moderator=bot.moderator,
         external_moderation=bot.external_moderation,
+        usage=usage,
     )
     runner = TurnRunner(
         store=store,
@@ -386,5 +390,6 @@ async def build_runtime(
         tool_mounts=tool_mounts,
         rights=rights,
         retention=retention,
+        usage=usage,
         _background=background,
     )

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
+from kefu.api import models
 from kefu.api.deps import LimitedIdentityDep, TurnApi, TurnApiDep
 from kefu.api.errors import error_response
 from kefu.api.openapi import EVENT_STREAM, UPSTREAM_ERRORS
@@ -29,6 +30,7 @@ from kefu.errors import InvalidInput, status_for_turn_error
 from kefu.store.base import TurnMeta
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+router.include_router(models.router)  # GET /v1/models: SDKs list the models first
 
 
 class _Part(BaseModel):

@@ -11,6 +11,8 @@ After the first token, a broken upstream is an error: the answer is not silently
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import AsyncIterator
 
 from kefu.bot.texts import CannedTexts
 from kefu.engine.ending import Ending
@@ -20,11 +22,13 @@ from kefu.engine.history import build_messages
 from kefu.engine.output import ModelOutput
 from kefu.engine.people import REQUEST_HUMAN, People, handed_over, request_human_spec
 from kefu.engine.sharing import SharedAnswers
+from kefu.engine.usage import MeteredCall, UsageMeter
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import UpstreamError, UpstreamNotConfigured
 from kefu.kb.knowledge import Knowledge, KnowledgeResult
-from kefu.llm.base import ChatModel, ChatRequest, Finish, TextDelta, ToolCall, Usage
+from kefu.llm.base import ChatModel, ChatRequest, Finish, ModelEvent, TextDelta, ToolCall, Usage
 from kefu.moderation import ExternalModeration, Moderator, Verdict
+from kefu.obs import tracing
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
 from kefu.pii import ALL_KINDS, PiiKind, Pseudonyms
@@ -57,8 +61,10 @@ class Answerer:
         pii_kinds: tuple[PiiKind, ...] = ALL_KINDS,
         moderator: Moderator | None = None,
         external_moderation: ExternalModeration | None = None,
+        usage: UsageMeter | None = None,
     ) -> None:
         self._people = people
+        self._usage = usage
         self._model = model
         self._knowledge = knowledge
         self._metrics = metrics
@@ -142,10 +148,15 @@ class Answerer:
         if people is not None and people.frustrated(text):
             return await self._hand_over(turn, text, history, writer, reason_code="frustration", reason=text)
         if flow_step is not None:
-            flow_answer = await flow_step.continue_or_route(turn, text, fresh_context=not history)
+            with tracing.span("kefu.flow.step") as step:
+                flow_answer = await flow_step.continue_or_route(turn, text, fresh_context=not history)
+                if flow_answer is not None:
+                    step.set(flow=flow_answer.flow, status=flow_answer.status)
             if flow_answer is not None:
                 return await self._flow_done(turn, text, history, flow_answer, writer, model=None)
-        found = await self._knowledge.search(text) if self._knowledge.available else KnowledgeResult()
+        with tracing.span("kefu.kb.search") as search:
+            found = await self._knowledge.search(text) if self._knowledge.available else KnowledgeResult()
+            search.set(hits=len(found.hits), confidence=found.confidence)
         direct = found.direct
         if direct is not None:
             writer.write(direct.text)
@@ -156,14 +167,24 @@ class Answerer:
                     "no model is configured: set KEFU_LLM_API_KEY (and KEFU_LLM_BASE_URL / KEFU_LLM_MODEL)"
                 )
             return await self._degraded(turn, text, history, found, writer)
+        usage = self._usage
+        if usage is not None and await usage.over_budget():
+            return await self._degraded(turn, text, history, found, writer)  # the day's model budget is spent
+        metered = usage.call(turn_id, turn.session_id, self._model.model) if usage is not None else None
+        source: str | None = None
         try:
-            return await self._from_model(turn, text, history, found, writer, flow_step)
+            ending = await self._from_model(turn, text, history, found, writer, flow_step, metered)
+            source = ending.source
+            return ending
         except UpstreamError as exc:
             if writer.text_parts:
                 raise  # the user already saw part of this answer: never swap in another one
             self._metrics.upstream_errors.labels(provider=self._model.name, code=exc.code).inc()
             log.warning("answer_degraded", turn_id=turn_id, code=exc.code, error=exc.message)
             return await self._degraded(turn, text, history, found, writer)
+        finally:
+            if metered is not None:
+                await metered.answered(source)  # recorded once its stream has ended too
 
     async def _from_model(
         self,
@@ -173,6 +194,7 @@ class Answerer:
         found: KnowledgeResult,
         writer: DeltaWriter,
         flow_step: FlowStep | None,
+        metered: MeteredCall | None = None,
     ) -> Ending:
         assert self._model is not None
         turn_id = turn.turn_id
@@ -191,6 +213,8 @@ class Answerer:
             functions += (request_human_spec(),)
         request = ChatRequest(messages=messages, user=turn.user_id, tools=functions)
         source = "kb" if passages else "llm"
+        if metered is not None:
+            metered.source, metered.request = source, request
         refs = tuple(SourceRef(h.id, h.title) for h in passages)
         key = None
         if self._shared is not None and not history:
@@ -213,16 +237,21 @@ class Answerer:
                 return self._withheld(turn_id, out, writer, source=cached.source, model=cached.model, usage=None)
             model = self._model
             pairs = tuple((r.id, r.title) for r in refs)
-            flight, leader = self._shared.join(key, lambda: model.stream(request), source=source, sources=pairs)
-            async for piece in flight.follow():
-                out.write(piece)
-                if out.blocked is not None:
-                    break  # the flight goes on for the others; their own check withholds it from them too
+            with tracing.span("kefu.llm.call", provider=model.name, model=model.model, shared=True) as call:
+                flight, leader = self._shared.join(
+                    key, lambda: _metered(metered, model.stream(request)), source=source, sources=pairs
+                )
+                call.set(leader=leader)
+                async for piece in flight.follow():
+                    out.write(piece)
+                    if out.blocked is not None:
+                        break  # the flight goes on for the others; their own check withholds it from them too
+                _traced_result(call, flight.usage, flight.finish)
             # The upstream call (its chunks and tokens) is accounted to the turn that started it, once.
             usage, finish = (flight.usage, flight.finish) if leader else (None, flight.finish)
             chunks = len(flight.pieces) if leader else 0
         else:
-            usage, finish, chunks = await self._stream(request, out)
+            usage, finish, chunks = await self._stream(request, out, metered)
         self._metrics.upstream_chunks.inc(chunks)
         out.close()
         for category, action in dict.fromkeys((h.category, h.action) for v in out.verdicts for h in v.hits):
@@ -292,23 +321,31 @@ class Answerer:
         )
         return Ending("interrupted", done, source=source, model=model, usage=usage, moderation=out.mark)
 
-    async def _stream(self, request: ChatRequest, out: ModelOutput) -> tuple[Usage | None, Finish | None, int]:
+    async def _stream(
+        self, request: ChatRequest, out: ModelOutput, metered: MeteredCall | None = None
+    ) -> tuple[Usage | None, Finish | None, int]:
         assert self._model is not None
         usage: Usage | None = None
         finish: Finish | None = None
         chunks = 0
-        stream = self._model.stream(request)
+        call = tracing.span("kefu.llm.call", provider=self._model.name, model=request.model or self._model.model)
+        asked = time.monotonic()
+        stream = _metered(metered, self._model.stream(request))
         try:
-            async for event in stream:
-                if isinstance(event, TextDelta):
-                    out.write(event.text)
-                    chunks += 1
-                    if out.blocked is not None:
-                        break  # nothing more of this answer will be shown: stop paying for it
-                elif isinstance(event, Usage):
-                    usage = event
-                elif isinstance(event, Finish):
-                    finish = event
+            with call:
+                async for event in stream:
+                    if isinstance(event, TextDelta):
+                        if not chunks:
+                            call.set(ttft_ms=round((time.monotonic() - asked) * 1000, 1))
+                        out.write(event.text)
+                        chunks += 1
+                        if out.blocked is not None:
+                            break  # nothing more of this answer will be shown: stop paying for it
+                    elif isinstance(event, Usage):
+                        usage = event
+                    elif isinstance(event, Finish):
+                        finish = event
+                _traced_result(call, usage, finish)
         finally:
             closing = getattr(stream, "aclose", None)
             if closing is not None:
@@ -445,6 +482,20 @@ class Answerer:
             handoff_offered=handoff_offered,
         )
         return Ending("complete", done, source=source, model=model, moderation=moderation)
+
+
+def _traced_result(call: tracing.Span, usage: Usage | None, finish: Finish | None) -> None:
+    call.set(
+        answered_by=finish.model if finish else None,  # the model that answered (a fallback route's, after failover)
+        upstream=finish.upstream if finish else None,  # the route of the chain that answered
+        finish_reason=finish.reason if finish else None,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+    )
+
+
+def _metered(metered: MeteredCall | None, stream: AsyncIterator[ModelEvent]) -> AsyncIterator[ModelEvent]:
+    return metered.watch(stream) if metered is not None else stream
 
 
 def _refs(pairs: tuple[tuple[str, str], ...]) -> tuple[SourceRef, ...]:

@@ -18,6 +18,7 @@ from kefu.engine.people import OPEN_STATES
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import KefuError, UpstreamError
 from kefu.moderation import Verdict
+from kefu.obs import tracing
 from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
 from kefu.store.base import (
@@ -127,18 +128,21 @@ class TurnRunner:
         writer = self._writer(turn)
         row_ready: asyncio.Future[None] | None = loop.create_future() if turn.new_session else None
         ref = TurnRef(turn.turn_id, turn.session_id, turn.user_id, session_row=row_ready)
-        answer = loop.create_task(self._answer(turn, ref, writer))
-        self._answers[turn.turn_id] = answer
-        row: asyncio.Task[MessageRecord] | None = None
-        if row_ready is not None:
-            created = turn.created_at or _utcnow()
-            row = loop.create_task(
-                self._store.start_session(turn.session_id, turn.user_id, turn.turn_id, turn.text, created)
-            )
-            row.add_done_callback(lambda done: _relay(done, row_ready))
-        began: list[bool] = []  # set by the task's first step
-        task = loop.create_task(self._run(turn, writer, answer, row, began), name=f"turn-{turn.turn_id}")
+        turn_span = tracing.start_span("kefu.turn", turn_id=turn.turn_id, session_id=turn.session_id)
+        with turn_span:  # the turn's tasks are created inside: their spans are the turn's children
+            answer = loop.create_task(self._answer(turn, ref, writer))
+            self._answers[turn.turn_id] = answer
+            row: asyncio.Task[MessageRecord] | None = None
+            if row_ready is not None:
+                created = turn.created_at or _utcnow()
+                row = loop.create_task(
+                    self._store.start_session(turn.session_id, turn.user_id, turn.turn_id, turn.text, created)
+                )
+                row.add_done_callback(lambda done: _relay(done, row_ready))
+            began: list[bool] = []  # set by the task's first step
+            task = loop.create_task(self._run(turn, writer, answer, row, began), name=f"turn-{turn.turn_id}")
         task.add_done_callback(lambda _: None if began else self._never_ran(turn, answer))
+        task.add_done_callback(lambda _: turn_span.end())
         return StartedTurn(task, row)
 
     def _never_ran(self, turn: AcceptedTurn, answer: asyncio.Task[Ending]) -> None:
@@ -223,12 +227,13 @@ class TurnRunner:
         await self._leases.release_session(turn.session_id, turn.turn_id)
 
     async def _store_question(self, turn: AcceptedTurn, row: asyncio.Task[MessageRecord] | None) -> None:
-        if row is not None:
-            await row  # a new session's row, written with the question
-            return
-        await self._store.add_user_message(
-            turn.session_id, turn.turn_id, turn.text, _utcnow(), reset_context=turn.reset_context
-        )
+        with tracing.span("kefu.store.question", new_session=row is not None):
+            if row is not None:
+                await row  # a new session's row, written with the question
+                return
+            await self._store.add_user_message(
+                turn.session_id, turn.turn_id, turn.text, _utcnow(), reset_context=turn.reset_context
+            )
 
     async def _answer(self, turn: AcceptedTurn, ref: TurnRef, writer: DeltaWriter) -> Ending:
         screened = turn.screened
@@ -294,7 +299,9 @@ class TurnRunner:
         # The answer is stored, the context window extended and the session released before the terminal event:
         # a shopper who saw `done` may send the next message at once, to any replica, and that turn must find
         # the session free and this exchange in its history.
-        status = await store_answer(self._store, turn.session_id, turn.turn_id, text, ending)
+        with tracing.span("kefu.store.answer", chars=len(text)):
+            status = await store_answer(self._store, turn.session_id, turn.turn_id, text, ending)
+        tracing.annotate(outcome=status, source=ending.source)
         question_mark = ending.question_mark or (turn.screened.mark if turn.screened is not None else None)
         if question_mark is not None:
             await self._store.mark_message(turn.turn_id, "user", question_mark)

@@ -110,6 +110,7 @@ class Finish:
     reason: str
     model: str | None
     tool_calls: tuple[ToolCall, ...] = ()
+    upstream: str | None = None  # the route of the chain that answered (set by the resilience layer)
     type: Literal["finish"] = "finish"
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
+from contextvars import Token
 from typing import Any
 
 import structlog
@@ -71,3 +72,24 @@ def configure_logging(level: str = "info", *, json: bool = False) -> None:
 def get_logger(name: str) -> Any:
     """A structlog logger bound to ``name``."""
     return structlog.get_logger(name)
+
+
+REQUEST_ID = "request_id"
+
+
+def bind_request_id(request_id: str) -> Mapping[str, Token[Any]]:
+    """Put ``request_id`` on every log line written in this context from now on, including those of tasks created
+    in it (a task copies the context when it is created, so a turn started by a request keeps its id after the
+    request ends). Pass the result to :func:`unbind_request_id` when the request is over."""
+    return structlog.contextvars.bind_contextvars(**{REQUEST_ID: request_id})
+
+
+def unbind_request_id(tokens: Mapping[str, Token[Any]]) -> None:
+    """Undo :func:`bind_request_id`, so the id cannot leak into whatever runs next in this context."""
+    structlog.contextvars.reset_contextvars(**tokens)
+
+
+def current_request_id() -> str | None:
+    """The request id bound in this context, if any."""
+    value = structlog.contextvars.get_contextvars().get(REQUEST_ID)
+    return value if isinstance(value, str) else None

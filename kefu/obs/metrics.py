@@ -201,6 +201,34 @@ class Metrics:
         )
         # --- end tools ---
 
+        # --- usage and cost (kefu.engine.usage; docs/cost.md) ---
+        self.llm_tokens = Counter(
+            "kefu_llm_tokens",
+            "Model tokens by model and kind: prompt_cache_hit, prompt_cache_miss, completion (the answer, reasoning "
+            "excluded) and reasoning; estimated from characters when the provider sent no usage.",
+            ["model", "kind"],
+            registry=self.registry,
+        )
+        self.llm_cost = Counter(
+            "kefu_llm_cost",
+            "Cost of model calls in the currency of the prices file (models without a price are not counted).",
+            ["model", "currency"],
+            registry=self.registry,
+        )
+        self.llm_usage_estimated = Counter(
+            "kefu_llm_usage_estimated",
+            "Model calls whose tokens were estimated because the provider sent no usage (cut off, or not supported).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.budget_exceeded = Gauge(
+            "kefu_budget_exceeded",
+            "1 while today's model spend (UTC day, all replicas) has reached KEFU_DAILY_BUDGET: turns answer from "
+            "the knowledge base only.",
+            registry=self.registry,
+        )
+        # --- end usage and cost ---
+
     def render(self) -> bytes:
         """The exposition text for ``/metrics``."""
         return generate_latest(self.registry)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -132,3 +133,34 @@ class PrivacyAuditRow(Base):
     actor: Mapped[str] = mapped_column(String(64))  # shopper | admin | cli | sweep
     subject: Mapped[str | None] = mapped_column(String(64))  # sha256 of the user id (never the id itself)
     details: Mapped[str] = mapped_column(Text(), server_default="{}")  # JSON counts per table / key pattern
+
+
+class UsageRow(Base):
+    """One model call: tokens as the provider billed them (or estimated), and its cost (kefu.store.usage).
+
+    Session and turn ids are cleared when the session is deleted (erasure, retention): the counts stay for
+    accounting, linked to nobody (docs/privacy.md)."""
+
+    __tablename__ = "llm_usage"
+    __table_args__ = (
+        Index("ix_llm_usage_created_at", "created_at"),
+        Index("ix_llm_usage_session_id", "session_id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    turn_id: Mapped[str | None] = mapped_column(String(255))
+    session_id: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(32))  # the answer's source: llm, kb, flow, human, fallback, ...
+    model: Mapped[str] = mapped_column(String(255))
+    upstream: Mapped[str | None] = mapped_column(String(255))  # the route of the fallback chain that answered
+    finish_reason: Mapped[str | None] = mapped_column(String(32))  # None: the stream broke or was cancelled
+    prompt_cache_hit_tokens: Mapped[int] = mapped_column(Integer())
+    prompt_cache_miss_tokens: Mapped[int] = mapped_column(Integer())
+    completion_tokens: Mapped[int] = mapped_column(Integer())  # reasoning included, as providers count it
+    reasoning_tokens: Mapped[int] = mapped_column(Integer())
+    estimated: Mapped[bool] = mapped_column(Boolean())  # no usage from the provider: counted from characters
+    cost_nano: Mapped[int | None] = mapped_column(BigInteger())  # 1e-9 of ``currency``; None: no price for the model
+    currency: Mapped[str | None] = mapped_column(String(8))

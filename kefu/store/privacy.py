@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kefu.store.desk_models import ConversationEventRow, DeskNoteRow, WebhookDeliveryRow
 from kefu.store.flow_models import FlowStateRow, HandoffRow
 from kefu.store.models import MessageRow, PrivacyAuditRow, SessionRow
+from kefu.store.usage import USAGE
 
 SESSIONS = cast(Table, SessionRow.__table__)
 MESSAGES = cast(Table, MessageRow.__table__)
@@ -45,6 +46,8 @@ NO_SHOPPER_DATA: dict[str, str] = {
     "agents": "the shop's own staff accounts (names, password hashes)",
     "agent_tokens": "SHA-256 hashes of agents' desk logins",
     "privacy_audit": "who asked for what and counts; the subject only as a SHA-256 of the user id, never data",
+    "llm_usage": "token counts and cost per model call (accounting); deleting a session clears the session and turn "
+    "ids of its calls (delete_sessions), so what stays links to nobody",
     "alembic_version": "the schema version",
 }
 
@@ -234,6 +237,8 @@ class PrivacyStore:
                 removed.rows[table.name] = int(result.rowcount)
             result = await conn.execute(delete(SESSIONS).where(SESSIONS.c.id.in_(ids)))
             removed.rows[SESSIONS.name] = int(result.rowcount)
+            # The ledger keeps its counts for accounting, unlinked from the conversation (docs/privacy.md).
+            await conn.execute(update(USAGE).where(USAGE.c.session_id.in_(ids)).values(session_id=None, turn_id=None))
         return removed
 
     # --- retention ---

@@ -62,6 +62,7 @@ async def test_upgrade_creates_the_schema_and_is_idempotent(database_url: str) -
         "desk_notes",
         "webhook_deliveries",
         "privacy_audit",
+        "llm_usage",
         "alembic_version",
     }
     assert versions == [head(database_url)]

@@ -172,8 +172,8 @@ class ResilientModel:
         try:
             event = started.first
             while True:
-                if isinstance(event, Finish) and event.model is None:
-                    event = dataclasses.replace(event, model=default_model)
+                if isinstance(event, Finish):
+                    event = dataclasses.replace(event, model=event.model or default_model, upstream=upstream.label)
                 yield event
                 try:
                     event = await anext(inner)
