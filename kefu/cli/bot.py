@@ -11,8 +11,10 @@ import typer
 from rich.console import Console
 
 from kefu.bot.loader import load_bot
-from kefu.config import Settings
+from kefu.config import DEMO_BOT_DIR, Settings
 from kefu.runtime import tool_allow_hosts, tool_env
+
+DEFAULT_PORT = 8000  # `kefu serve`'s default port
 
 app = typer.Typer(
     help="Bot directory: check it, reload it on a running server.\n\nExample: kefu bot check ./mybot",
@@ -35,6 +37,9 @@ def check(
     Example: kefu bot check ./mybot
     """
     settings = Settings() if bot_dir is None else Settings(bot_dir=bot_dir)
+    if settings.demo_shop_url is None and settings.bot_dir.resolve() == DEMO_BOT_DIR.resolve():
+        # `kefu serve` points the bundled demo's tools at the merchant API it mounts itself: check with that too.
+        settings = settings.model_copy(update={"demo_shop_url": f"http://127.0.0.1:{DEFAULT_PORT}/demo/shop-api"})
     bot, problems = load_bot(
         settings.bot_dir, env=tool_env(settings), allow_hosts=tool_allow_hosts(settings), check_kb=True
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from kefu.cli.main import app
@@ -48,3 +49,12 @@ def test_bot_reload_needs_an_api_key() -> None:
     result = CliRunner(env={"KEFU_ADMIN_API_KEY": ""}).invoke(app, ["bot", "reload", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 2
     assert "API key" in result.output
+
+
+def test_bot_check_of_the_bundled_demo_prints_no_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `kefu serve` gives the demo tools its own merchant API address; the check must not warn it is missing.
+    monkeypatch.delenv("KEFU_DEMO_SHOP_URL", raising=False)
+    result = CliRunner().invoke(app, ["bot", "check", str(DEMO_BOT_DIR)])
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output, result.output
+    assert "KEFU_DEMO_SHOP_URL" not in result.output

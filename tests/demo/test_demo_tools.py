@@ -81,7 +81,7 @@ async def test_demo_verify_phone_and_track(tools: ToolRegistry) -> None:
 async def test_demo_return_flow(tools: ToolRegistry) -> None:
     check = await tools.call("check_return_eligibility", {"order_id": DELIVERED}, ALICE)
     assert check.ok and check.data["eligible"] is True
-    args = {"order_id": DELIVERED, "reason": "耳机有杂音"}
+    args = {"order_id": DELIVERED, "reason": "开衫有破洞"}
     assert (await tools.call("create_return", args, ALICE)).error == "not_confirmed"
     created = await tools.call("create_return", args, ALICE, confirmed=True)
     assert created.ok and created.status == 201 and created.data["refund_amount"] == 399.0
@@ -102,8 +102,8 @@ async def test_demo_change_address(tools: ToolRegistry) -> None:
 
 
 async def test_demo_get_product(tools: ToolRegistry) -> None:
-    product = await tools.call("get_product", {"sku": "WT-S2"}, ALICE)
-    assert product.ok and product.data["name"] == "智能手表 S2"
+    product = await tools.call("get_product", {"sku": "JN-STR-05"}, ALICE)
+    assert product.ok and product.data["name"] == "水洗直筒牛仔裤"
     assert (await tools.call("get_product", {"sku": "NOPE"}, ALICE)).error == "not_found"
 
 
@@ -115,7 +115,7 @@ async def test_demo_tools_work_without_a_shop_token() -> None:
     registry = ToolRegistry.load(DEMO_BOT_DIR, problems, env=env, mounts=mounts)
     try:
         assert problems.items == [], problems.report()  # the token is optional: no warning
-        assert (await registry.call("get_product", {"sku": "CUP-500"}, ALICE)).ok
+        assert (await registry.call("get_product", {"sku": "SC-WOOL-03"}, ALICE)).ok
     finally:
         await registry.aclose()
 
@@ -136,12 +136,12 @@ async def test_app_mounts_shop_only_in_demo_mode_and_only_for_its_token() -> Non
     from kefu.app import create_app
 
     for demo, status in ((True, 200), (False, 404)):
-        settings = Settings(demo=demo, jwt_secret="x" * 32, _env_file=None)  # type: ignore[call-arg]
+        settings = Settings(demo=demo, jwt_secret="x" * 32, _env_file=None)
         app = create_app(settings)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kefu.test") as client:
             orders = f"{MOUNT_PATH}/orders"
             token = {"Authorization": f"Bearer {shop_token(settings)}"} if demo else {}
-            response = await client.get(f"{MOUNT_PATH}/products/EP-PRO-01", headers=token)
+            response = await client.get(f"{MOUNT_PATH}/products/KN-WOOL-01", headers=token)
             assert response.status_code == status
             if demo:
                 # Anyone on the network reaches the mount: without the token, nobody's orders (nor anything else).

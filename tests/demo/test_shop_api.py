@@ -28,12 +28,12 @@ async def test_shop_lists_the_seed_orders_newest_first(shop: httpx.AsyncClient) 
     assert [o["order_id"] for o in orders] == [PAID, SHIPPED, DELIVERED, OLD]
     first = orders[2]
     assert first["status"] == "delivered" and first["status_text"] == "已签收"
-    assert first["items_summary"] == "无线蓝牙耳机 Pro ×1"
+    assert first["items_summary"] == "羊毛开衫 ×1"
 
 
 async def test_shop_order_detail(shop: httpx.AsyncClient) -> None:
     order = (await shop.get(f"/orders/{DELIVERED}", headers=U1)).json()
-    assert order["items"] == [{"sku": "EP-PRO-01", "name": "无线蓝牙耳机 Pro", "qty": 1, "price": 399.0}]
+    assert order["items"] == [{"sku": "KN-WOOL-01", "name": "羊毛开衫", "qty": 1, "price": 399.0}]
     assert order["total"] == 399.0 and order["address"] == "上海市浦东新区世纪大道100号"
     delivered = datetime.fromisoformat(order["delivered_at"])
     assert timedelta(days=2.9) < datetime.now(UTC) - delivered < timedelta(days=3.1)
@@ -119,8 +119,8 @@ async def test_shop_users_have_separate_copies(shop: httpx.AsyncClient) -> None:
 async def test_shop_products(shop: httpx.AsyncClient) -> None:
     products = (await shop.get("/products")).json()["products"]
     assert 5 <= len(products) <= 8 and {"sku", "name", "price", "stock"} <= set(products[0])
-    one = (await shop.get("/products/EP-PRO-01")).json()
-    assert one["name"] == "无线蓝牙耳机 Pro" and one["price"] == 399.0
+    one = (await shop.get("/products/KN-WOOL-01")).json()
+    assert one["name"] == "羊毛开衫" and one["price"] == 399.0
     assert (await shop.get("/products/NOPE")).status_code == 404
 
 
@@ -147,3 +147,19 @@ async def test_shop_token_checked_when_set() -> None:
         assert (await client.get("/products")).status_code == 401
         assert (await client.get("/products", headers={"Authorization": "Bearer wrong"})).status_code == 401
         assert (await client.get("/products", headers={"Authorization": "Bearer s3cret"})).status_code == 200
+
+
+async def test_refused_return_shows_the_deadline_as_a_shopper_reads_it() -> None:
+    now = datetime(2026, 12, 20, 4, 0, tzinfo=UTC)
+    store = ShopStore(now, clock=lambda: now)
+    transport = httpx.ASGITransport(app=create_shop_app(store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+        data = (await client.get(f"/orders/{OLD}/return-eligibility", headers=U1)).json()
+    # Delivered 20 days before 12:00 China time on 12-20 → 11-30; the window ends 7 days later.
+    assert data["reason"] == "outside_window"
+    assert data["deadline"] == "2026-12-07"  # China-time date, no "T04:00:00+08:00" for the shopper to read
+
+
+async def test_no_deadline_for_an_undelivered_order(shop: httpx.AsyncClient) -> None:
+    data = (await shop.get(f"/orders/{SHIPPED}/return-eligibility", headers=U1)).json()
+    assert data["deadline"] is None

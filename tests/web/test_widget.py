@@ -101,7 +101,7 @@ def open_demo(page: Any, stack_url: str) -> None:
 
 def test_demo_page_streams_answer_with_typing_effect(page: Any, web_stack: WebStack, fresh_mock: MockLLM) -> None:
     open_demo(page, web_stack.url)
-    expect(page.locator("h1")).to_contain_text("生活小物")
+    expect(page.locator("h1")).to_contain_text("基础款")
     expect(part(page, "textarea")).to_have_attribute("placeholder", "输入您的问题，回车发送")  # follows <html lang>
     expect(part(page, ".chip")).to_have_count(3)
     # Record every length the bubble shows, frame by frame.
@@ -315,7 +315,33 @@ def test_hostile_text_is_shown_not_executed(page: Any, web_stack: WebStack, fres
     assert page.js_errors == []
 
 
-def test_markdown_answers_on_the_demo_page_and_screenshot(browser: Any, web_stack: WebStack) -> None:
+def test_keyless_demo_answers_from_the_faq_and_screenshot(browser: Any, make_server: Callable[..., KefuServer]) -> None:
+    """docs/screenshot-demo.png: what `KEFU_DEMO=1 kefu serve` answers with no model key — the demo FAQ's answers."""
+    from kefu.config import DEMO_BOT_DIR
+
+    server = make_server(None, KEFU_DEMO="1", KEFU_BOT_DIR=str(DEMO_BOT_DIR))
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN", device_scale_factor=1)
+    try:
+        page = context.new_page()
+        open_demo(page, server.url)
+        part(page, ".chip").filter(has_text="满多少包邮？").click()
+        shipping = answers(page).last
+        expect(shipping).to_have_attribute("data-state", "complete")
+        expect(shipping).to_contain_text("全场实付满99元包邮")  # kefu/demo/kb/faq/shop.csv, ship-fee
+        ask(page, "怎么退货？")
+        returns = answers(page).last
+        expect(returns).to_have_attribute("data-state", "complete")
+        expect(returns).to_contain_text("申请售后 → 退货退款")  # return-how
+        part(page, ".log").evaluate("(el) => { el.scrollTop = 0; }")
+        page.mouse.move(0, 0)
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT))
+        assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and SCREENSHOT.stat().st_size > 20_000
+    finally:
+        context.close()
+
+
+def test_markdown_answers_on_the_demo_page(browser: Any, web_stack: WebStack) -> None:
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN", device_scale_factor=1)
     try:
         page = context.new_page()
@@ -334,11 +360,6 @@ def test_markdown_answers_on_the_demo_page_and_screenshot(browser: Any, web_stac
         expect(link).to_have_attribute("href", "https://xiaopu.example/help/returns")
         expect(link).to_have_attribute("rel", "noopener noreferrer")
         expect(link).to_have_attribute("target", "_blank")
-        part(page, ".log").evaluate("(el) => { el.scrollTop = 0; }")
-        page.mouse.move(0, 0)
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT))
-        assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and SCREENSHOT.stat().st_size > 20_000
 
         # A model that answers with HTML and a javascript: link: shown as text, nothing runs.
         ask(page, "HOSTILE")

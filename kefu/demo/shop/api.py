@@ -59,6 +59,11 @@ def _time(value: datetime | None) -> str | None:
     return value.astimezone(CHINA).isoformat() if value else None
 
 
+def _day(value: datetime | None) -> str | None:
+    """A deadline as the shopper reads it: the China-time date (2026-12-03), not a timestamp."""
+    return value.astimezone(CHINA).date().isoformat() if value else None
+
+
 def _product(p: Product) -> dict[str, Any]:
     return {"sku": p.sku, "name": p.name, "price": p.price, "stock": p.stock, "description": p.description}
 
@@ -145,7 +150,7 @@ def create_shop_router(store: ShopStore, token: str | None = None) -> APIRouter:
         if order is None:
             return _error(404, "not_found")
         reason, deadline = store.return_check(order)
-        return {"eligible": reason == "ok", "reason": reason, "deadline": _time(deadline)}
+        return {"eligible": reason == "ok", "reason": reason, "deadline": _day(deadline)}
 
     @router.post("/returns", status_code=201, summary="Open a return request")
     async def create_return(body: NewReturn, user_id: UserId) -> Any:

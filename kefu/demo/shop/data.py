@@ -35,13 +35,15 @@ class Product:
     description: str
 
 
+# An apparel shop: the same catalog the demo page (kefu/web/index.html) shows and the FAQ (kefu/demo/kb) describes;
+# tests/demo/test_consistency.py keeps them in step.
 PRODUCTS: tuple[Product, ...] = (
-    Product("EP-PRO-01", "无线蓝牙耳机 Pro", 399.0, 56, "主动降噪，单次续航 8 小时，含无线充电盒"),
-    Product("SH-RUN-02", "轻跑运动鞋", 459.0, 12, "透气网面，尺码 36-45"),
-    Product("CUP-500", "保温杯 500ml", 89.0, 230, "316 不锈钢内胆，保温 12 小时"),
+    Product("KN-WOOL-01", "羊毛开衫", 399.0, 56, "100% 美利奴羊毛，V 领，米白/燕麦/藏青，S–XXL"),
+    Product("SH-RUN-02", "轻跑运动鞋", 459.0, 12, "透气网面，尺码 36-44"),
+    Product("SC-WOOL-03", "羊毛围巾", 89.0, 230, "羊毛混纺，180×30cm，燕麦/炭灰"),
     Product("TS-COT-01", "纯棉T恤", 99.0, 0, "100% 新疆长绒棉，白/黑/灰（暂时缺货）"),
-    Product("WT-S2", "智能手表 S2", 899.0, 8, "心率血氧监测，50 米防水"),
-    Product("PB-20K", "充电宝 20000mAh", 149.0, 40, "22.5W 快充，可带上飞机"),
+    Product("JN-STR-05", "水洗直筒牛仔裤", 259.0, 8, "微弹牛仔布，尺码 26-34"),
+    Product("DJ-LITE-06", "轻薄羽绒服", 599.0, 40, "白鸭绒含绒量 90%，可收纳"),
 )
 
 
@@ -77,7 +79,7 @@ class Order:
 
     @property
     def items_summary(self) -> str:
-        """``无线蓝牙耳机 Pro ×1``, items joined with ``、``."""
+        """``羊毛开衫 ×1``, items joined with ``、``."""
         return "、".join(f"{p.name} ×{qty}" for p, qty in self.items)
 
 
@@ -94,7 +96,7 @@ def seed_orders(now: datetime) -> dict[str, Order]:
         return at - timedelta(days=days, hours=hour)
 
     orders = [
-        Order("DD20261101001", "delivered", [(_product("EP-PRO-01"), 1)], address, ago(6), ago(5), ago(3),
+        Order("DD20261101001", "delivered", [(_product("KN-WOOL-01"), 1)], address, ago(6), ago(5), ago(3),
               "顺丰速运", "SF1122334455", [
                   Event(ago(3), "上海市浦东新区", "已签收，签收人：本人"),
                   Event(ago(3, 4), "上海市浦东新区", "快递员正在派件"),
@@ -108,7 +110,7 @@ def seed_orders(now: datetime) -> dict[str, Order]:
                   Event(ago(1, 10), "深圳转运中心", "已离开深圳转运中心"),
                   Event(ago(2), "深圳市南山区", "顺丰已揽收"),
               ]),
-        Order("DD20261110003", "paid", [(_product("CUP-500"), 2)], address, ago(0, 5)),
+        Order("DD20261110003", "paid", [(_product("SC-WOOL-03"), 2)], address, ago(0, 5)),
         Order("DD20261001004", "delivered", [(_product("TS-COT-01"), 2)], address, ago(24), ago(23), ago(20),
               "中通快递", "ZT7766554433", [
                   Event(ago(20), "上海市浦东新区", "已签收，放至驿站"),
