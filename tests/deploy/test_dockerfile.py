@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kefu.cli.main import app as kefu_cli
+from tests.deploy.tools import find_tool, missing_tool
 from tests.support import KefuServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,22 +31,6 @@ DOCKERIGNORE = REPO / ".dockerignore"
 
 
 # --------------------------------------------------------------------------------------------------- tools
-
-
-def missing_tool(name: str, how: str) -> None:
-    """Skip (visibly) when a tool is missing; under CI=true fail instead."""
-    message = f"{name} not found ({how})"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: deployment checks must run)")
-    pytest.skip(message)
-
-
-def find_tool(name: str, env: str) -> str | None:
-    """``$env``, then the one installed beside this Python (a wheel's script), then $PATH."""
-    for candidate in (os.environ.get(env), str(Path(sys.executable).parent / name), shutil.which(name)):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="module")

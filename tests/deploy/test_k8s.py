@@ -12,9 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from typer.testing import CliRunner
 from kefu.cli.main import app as kefu_cli
 from kefu.config import Settings
 from kefu.obs.metrics import Metrics
+from tests.deploy.tools import find_tool, missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -41,21 +40,6 @@ Obj = dict[str, Any]
 
 
 # --------------------------------------------------------------------------------------------------- tools
-
-
-def missing_tool(name: str, how: str) -> None:
-    message = f"{name} not found ({how})"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: deployment checks must run)")
-    pytest.skip(message)
-
-
-def find_tool(name: str, env: str) -> str | None:
-    """``$env``, then the one installed beside this Python (a wheel's script), then $PATH."""
-    for candidate in (os.environ.get(env), str(Path(sys.executable).parent / name), shutil.which(name)):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="module")
