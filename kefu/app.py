@@ -106,7 +106,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         privacy.router,
         privacy.admin_router,
         admin_report.router,
-        admin_report.page_router,
     ):
         app.include_router(router, responses=CLIENT_ERRORS)
     if settings.demo:

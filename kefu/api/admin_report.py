@@ -1,4 +1,5 @@
-"""``GET /v1/admin/report`` (server API keys only) and the report page (``/desk/report``) that shows it.
+"""``GET /v1/admin/report`` (server API keys only), which the report page (``/desk/report``, served by
+:mod:`kefu.api.web`) shows.
 
 The page is public like ``/desk``; everything it shows comes from the API, with the API key the user pastes into
 it (kept in the tab's ``sessionStorage``). Its "add FAQ entry" form posts to ``/v1/admin/kb/entries``.
@@ -9,16 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request
 
 from kefu.api.deps import require_api_key
-from kefu.api.web import ASSET_CACHE, DESK_PAGE_CSP, PAGE_CACHE, WEB_DIR, serve
 from kefu.errors import NotFound
 from kefu.report.period import parse_period
 from kefu.report.service import MAX_TOP, Reports
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_api_key)])
-page_router = APIRouter(include_in_schema=False, tags=["web"])
 
 DateParam = Annotated[str | None, Query(max_length=32, description="ISO date, e.g. 2026-12-01 (included)")]
 
@@ -45,22 +44,3 @@ async def report(
     """Conversations per day, deflection, handoffs by reason, answers by source, CSAT, cost (when the usage
     ledger exists) and the most-asked unanswered questions. Default range: yesterday (UTC). 422 for a bad date."""
     return await reports.report(parse_period(since, until, tz), top=top)
-
-
-@page_router.api_route("/desk/report", methods=["GET", "HEAD"])
-async def report_page(request: Request) -> Response:
-    """The report page (its data needs an API key)."""
-    headers = {"Content-Security-Policy": DESK_PAGE_CSP, "X-Frame-Options": "DENY"}
-    return serve(request, WEB_DIR / "report.html", cache_control=PAGE_CACHE, headers=headers)
-
-
-@page_router.api_route("/report.js", methods=["GET", "HEAD"])
-async def report_js(request: Request) -> Response:
-    """The report page's script."""
-    return serve(request, WEB_DIR / "report.js", cache_control=ASSET_CACHE)
-
-
-@page_router.api_route("/report.css", methods=["GET", "HEAD"])
-async def report_css(request: Request) -> Response:
-    """The report page's styles."""
-    return serve(request, WEB_DIR / "report.css", cache_control=ASSET_CACHE)

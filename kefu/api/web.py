@@ -152,11 +152,34 @@ async def widget_css(request: Request) -> Response:
     return serve(request, WEB_DIR / "widget.css", cache_control=ASSET_CACHE)
 
 
+def _desk_page(request: Request, name: str) -> Response:
+    """A page of the shop's team (never framed)."""
+    headers = _page_headers(DESK_PAGE_CSP) | {"X-Frame-Options": "DENY"}
+    return serve(request, WEB_DIR / name, cache_control=PAGE_CACHE, headers=headers)
+
+
 @router.api_route("/desk", methods=["GET", "HEAD"])
 async def desk_page(request: Request) -> Response:
     """The agent desk (agents log in there; the page itself is public, its API is not)."""
-    headers = _page_headers(DESK_PAGE_CSP) | {"X-Frame-Options": "DENY"}
-    return serve(request, WEB_DIR / "desk.html", cache_control=PAGE_CACHE, headers=headers)
+    return _desk_page(request, "desk.html")
+
+
+@router.api_route("/desk/report", methods=["GET", "HEAD"])
+async def report_page(request: Request) -> Response:
+    """The report page (public like the desk; its data needs an API key)."""
+    return _desk_page(request, "report.html")
+
+
+@router.api_route("/report.js", methods=["GET", "HEAD"])
+async def report_js(request: Request) -> Response:
+    """The report page's script."""
+    return serve(request, WEB_DIR / "report.js", cache_control=ASSET_CACHE)
+
+
+@router.api_route("/report.css", methods=["GET", "HEAD"])
+async def report_css(request: Request) -> Response:
+    """The report page's styles."""
+    return serve(request, WEB_DIR / "report.css", cache_control=ASSET_CACHE)
 
 
 @router.api_route("/desk.js", methods=["GET", "HEAD"])
