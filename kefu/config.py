@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kefu.pii import ALL_KINDS, PiiKind
 
 DEMO_BOT_DIR = Path(__file__).parent / "demo"
+# The bot of a server that names none: no shop content at all (no FAQ, policies or tools), only a generic persona
+# and the "转人工" flow, so a shop's own FAQ is never answered alongside the demo shop's policies.
+NEUTRAL_BOT_DIR = Path(__file__).parent / "bot" / "neutral"
 # One CSP source expression: a keyword, any (*), a scheme, or a host with optional scheme, wildcard, port and path.
 _FRAME_SOURCE = re.compile(
     r"^(?:'self'|'none'|\*|[A-Za-z][A-Za-z0-9+.-]*:|(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:\*\.)?[A-Za-z0-9.-]+"
@@ -82,7 +85,8 @@ class Settings(BaseSettings):
     rate_limit_resume: str = "60/minute"
 
     # --- bot content ---
-    bot_dir: Path = DEMO_BOT_DIR
+    # Unset: the demo shop in demo mode, else the neutral bot (see _bot_for_mode).
+    bot_dir: Path = Field(default=NEUTRAL_BOT_DIR, validate_default=True)
     # host:port pairs (a name or an address; a bare host means ports 80 and 443) business tools may call although
     # they resolve to private/loopback addresses.
     tools_allow_hosts: str = ""
@@ -90,6 +94,10 @@ class Settings(BaseSettings):
     demo_shop_url: str | None = None
     # The bearer token the demo merchant API asks of its callers (default: derived from the JWT secret).
     demo_shop_token: SecretStr | None = None
+
+    # With a model configured, it reads slot answers inside a running flow that the rules could not (its value is
+    # validated by the slot's rules); off: only the rules read them.
+    flow_model_slots: bool = True
 
     # How often a replica looks for turns whose process died and that nobody resumed, to store their partial
     # answers (one replica at a time); 0 = off.
@@ -154,10 +162,12 @@ class Settings(BaseSettings):
     # --- end resilience ---
 
     # --- knowledge base (kefu.kb; see docs/kb.md) ---
-    # Confidence bands on the top FAQ score (0-1 term coverage), calibrated on the demo shop's eval set.
-    kb_confidence_high: float = Field(default=0.44, ge=0)
-    kb_confidence_medium: float = Field(default=0.30, ge=0)
+    # Confidence on the top FAQ match (kefu/kb/confidence.py): least score, lead and certainty for a direct answer,
+    # least score for suggestions.
+    kb_confidence_high: float = Field(default=0.15, ge=0)
+    kb_confidence_medium: float = Field(default=0.25, ge=0)
     kb_confidence_margin: float = Field(default=0.03, ge=0)
+    kb_confidence_direct: float = Field(default=0.84, ge=0, le=1)
     kb_refresh_seconds: float = Field(default=5.0, gt=0)  # how often a replica checks the KB version in SQL
     kb_chunk_chars: int = Field(default=400, ge=50)
     kb_chunk_overlap: int = Field(default=80, ge=0)
@@ -177,6 +187,14 @@ class Settings(BaseSettings):
             value = "postgresql+asyncpg://" + value.removeprefix("postgresql://")
         if value.startswith("sqlite:///"):
             value = "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        return value
+
+    @field_validator("bot_dir", mode="before")
+    @classmethod
+    def _bot_for_mode(cls, value: object, info: ValidationInfo) -> object:
+        # Only the untouched default (this very object) follows the mode; any KEFU_BOT_DIR given is kept as is.
+        if value is NEUTRAL_BOT_DIR and info.data.get("demo"):
+            return DEMO_BOT_DIR
         return value
 
     @field_validator("tools_allow_hosts")
@@ -239,6 +257,16 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         """Origins allowed to call the API from a browser."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def bot_dir_chosen(self) -> bool:
+        """True when a bot directory was given (KEFU_BOT_DIR or an override), not taken from the mode."""
+        return "bot_dir" in self.model_fields_set
+
+    @property
+    def neutral_bot(self) -> bool:
+        """True when the bot is the built-in neutral one (no shop content: ``kefu init`` starts a real one)."""
+        return self.bot_dir.resolve() == NEUTRAL_BOT_DIR.resolve()
 
     @property
     def llm_configured(self) -> bool:

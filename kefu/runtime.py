@@ -21,11 +21,12 @@ from kefu.demo.shop import TOKEN_ENV as SHOP_TOKEN_ENV
 from kefu.demo.shop import URL_ENV as SHOP_URL_ENV
 from kefu.demo.shop import shop_token
 from kefu.engine.answering import Answerer
-from kefu.engine.flow_step import FlowStep
+from kefu.engine.flow_step import FlowStep, TurnSlotReader
 from kefu.engine.people import People
 from kefu.engine.runner import TurnConfig, TurnRunner
 from kefu.engine.service import ChatService
 from kefu.engine.sharing import SharedAnswers
+from kefu.engine.slot_reader import ModelSlotReader
 from kefu.engine.usage import UsageMeter, open_meter
 from kefu.errors import ConfigError
 from kefu.handoff.accounts import AgentAccounts
@@ -80,6 +81,7 @@ class Runtime:
     rights: Rights
     retention: Retention
     usage: UsageMeter | None = None
+    slot_reader: TurnSlotReader | None = None  # the model reading flow answers the rules could not (None: rules only)
     redis: Redis | None = None
     tool_mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
     _retired: list[Bot] = field(default_factory=list)
@@ -97,7 +99,7 @@ class Runtime:
         self.answerer.use_bot(
             system_prompt=bot.system_prompt,
             texts=bot.texts,
-            flow_step=flow_step_for(bot, self.flow_states, self.knowledge, self.metrics),
+            flow_step=flow_step_for(bot, self.flow_states, self.knowledge, self.metrics, read_slot=self.slot_reader),
             content_version=bot.fingerprint,
             moderator=bot.moderator,
             external_moderation=bot.external_moderation,
@@ -190,9 +192,11 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
     )
 
 
-def flow_step_for(bot: Bot, states: FlowStates, knowledge: Knowledge, metrics: Metrics) -> FlowStep | None:
+def flow_step_for(
+    bot: Bot, states: FlowStates, knowledge: Knowledge, metrics: Metrics, *, read_slot: TurnSlotReader | None = None
+) -> FlowStep | None:
     """The flow step of ``bot``'s turns (None for a bot without flows)."""
-    return FlowStep(bot.interpreter, states, knowledge, metrics) if len(bot.flows) else None
+    return FlowStep(bot.interpreter, states, knowledge, metrics, read_slot=read_slot) if len(bot.flows) else None
 
 
 def tool_env(settings: Settings) -> dict[str, str]:
@@ -270,6 +274,13 @@ async def build_runtime(
         else None
     )
     bot = await asyncio.to_thread(open_bot, settings, metrics, tool_mounts)  # jieba: off the loop
+    if settings.neutral_bot:
+        log.warning(
+            "bot_neutral",
+            directory=str(settings.bot_dir),
+            hint="no KEFU_BOT_DIR: the built-in neutral bot answers (no FAQ, no shop policies); "
+            "run `kefu init ./mybot` and set KEFU_BOT_DIR=./mybot",
+        )
     aux_engine = create_engine_for(settings.database_url)  # flow state, handoffs, agents, webhooks
     flow_states = FlowStates(aux_engine, redis=redis, prefix=settings.redis_prefix, ttl=settings.session_ttl)
     hub: FeedHub = RedisFeedHub(redis, settings.redis_prefix) if redis else MemoryFeedHub()
@@ -298,12 +309,15 @@ async def build_runtime(
         await flow_states.forget(session_id)
         await webhooks.forget_session(session_id)
 
-    flow_step = flow_step_for(bot, flow_states, knowledge, metrics)
     shared = None
     if settings.answer_cache_ttl > 0:
         cache: AnswerCache = RedisAnswerCache(redis, settings.redis_prefix) if redis else MemoryAnswerCache()
         shared = SharedAnswers(cache, ttl=settings.answer_cache_ttl, metrics=metrics)
     usage = await open_meter(settings, metrics, aux_engine, redis)  # the token ledger, prices, daily budget
+    slot_reader = None
+    if model is not None and settings.flow_model_slots:
+        slot_reader = ModelSlotReader(model, metrics=metrics, usage=usage, pii_kinds=settings.pii_mask_kinds)
+    flow_step = flow_step_for(bot, flow_states, knowledge, metrics, read_slot=slot_reader)
     answerer = Answerer(
         model=model,
         knowledge=knowledge,
@@ -391,5 +405,6 @@ async def build_runtime(
         rights=rights,
         retention=retention,
         usage=usage,
+        slot_reader=slot_reader,
         _background=background,
     )

@@ -34,6 +34,9 @@ class EntryIn(BaseModel):
     question: SafeText
     answer: SafeText
     similar_questions: list[SafeText] = Field(default_factory=list)
+    # The question and answer in other languages, by two-letter code ({"en": …}); docs/kb.md.
+    questions: dict[str, SafeText] = Field(default_factory=dict)
+    answers: dict[str, SafeText] = Field(default_factory=dict)
     category: SafeText | None = None
     # ISO date or datetime, parsed like the files: UTC unless offset, a date-only valid_to includes the day.
     valid_from: SafeText | None = None

@@ -6,7 +6,7 @@ one the server accepts, and a bot the server refuses fails the check with the sa
 Layout::
 
     <bot>/system_prompt.md   persona and rules for the model
-    <bot>/texts.yaml         canned texts (``apology``, ``suggest_intro``), optional
+    <bot>/texts.yaml         canned texts (``apology``, ``suggest_intro``, ``smalltalk_*``; ``default_lang``), optional
     <bot>/handoff.yaml       people in the loop: hours, queue, notices, canned replies, webhooks (docs/handoff.md)
     <bot>/moderation.yaml    sensitive-word lexicon: categories, actions, terms (docs/moderation.md)
     <bot>/tools/*.yaml       business tools (docs/tools.md)
@@ -25,10 +25,12 @@ import httpx
 import yaml
 
 from kefu.bot.prompts import load_system_prompt
+from kefu.bot.texts import KEYS as TEXT_KEYS
 from kefu.bot.texts import CannedTexts
 from kefu.content.problems import LoadReport, Problems
 from kefu.flows.interpreter import FlowInterpreter
 from kefu.flows.spec import FlowSet, load_flows
+from kefu.flows.texts import LANGS, Lang
 from kefu.handoff.config import HandoffConfig, load_handoff_config
 from kefu.kb.botdir import kb_dir, load_bot_content
 from kefu.moderation import ExternalModeration, Moderator, load_moderation
@@ -36,7 +38,7 @@ from kefu.obs.metrics import Metrics
 from kefu.text.lexicon import load_lexicon
 from kefu.tools.registry import ToolRegistry
 
-_TEXT_KEYS = ("apology", "suggest_intro")
+_DEFAULT_LANG = "default_lang"  # texts.yaml: the language of texts given as plain strings, and the fallback
 
 
 @dataclass(slots=True)
@@ -73,17 +75,36 @@ def _texts(path: Path, problems: Problems) -> CannedTexts:
     if not isinstance(data, dict):
         problems.error(path, "must be a mapping of text names to texts")
         return CannedTexts()
-    values: dict[str, str] = {}
+    default_lang: Lang = "zh"
+    lang_value = data.pop(_DEFAULT_LANG, "zh")
+    if lang_value in LANGS:
+        default_lang = lang_value
+    else:
+        problems.error(path, f"{_DEFAULT_LANG} must be one of {', '.join(LANGS)}, got {lang_value!r}")
+    values: dict[str, str | dict[Lang, str]] = {}
     for key, value in data.items():
-        if key not in _TEXT_KEYS:
-            problems.error(path, f"unknown text {key!r} (known: {', '.join(_TEXT_KEYS)})")
-        elif isinstance(value, dict):  # {zh: …, en: …}: both shown, Chinese first
-            values[key] = "\n".join(str(v) for v in value.values() if v)
+        if key not in TEXT_KEYS:
+            problems.error(path, f"unknown text {key!r} (known: {_DEFAULT_LANG}, {', '.join(TEXT_KEYS)})")
+        elif isinstance(value, dict):  # {zh: …, en: …}: one text per language, each said alone
+            versions = _versions(value)
+            if versions is None:
+                problems.error(path, f"text {key!r}: languages must be {' / '.join(LANGS)} with non-empty texts")
+            else:
+                values[key] = versions
         elif not isinstance(value, str) or not value.strip():
             problems.error(path, f"text {key!r} must be a non-empty string or {{zh: …, en: …}}")
         else:
             values[key] = value
-    return CannedTexts(**values)
+    return CannedTexts(default_lang=default_lang, **values)
+
+
+def _versions(value: dict[object, object]) -> dict[Lang, str] | None:
+    out: dict[Lang, str] = {}
+    for lang, text in value.items():
+        if lang not in LANGS or not isinstance(text, str) or not text.strip():
+            return None
+        out["zh" if lang == "zh" else "en"] = text
+    return out or None
 
 
 def _kb_problems(bot_dir: Path, problems: Problems) -> None:
@@ -129,7 +150,10 @@ def load_bot(
     flows = load_flows(bot_dir, problems, tools.risks(), lexicon=lexicon)
     if check_kb:
         _kb_problems(bot_dir, problems)
-    interpreter = FlowInterpreter(flows, tools)
+    # The FAQ's questions are what "no task" looks like for this shop: the intent classifier learns them as such.
+    faq = [e for e in load_bot_content(bot_dir).entries if e.kind == "faq"]
+    questions = (q for e in faq for q in (e.question, *e.similar, *(t.question for t in e.translations)) if q)
+    interpreter = FlowInterpreter(flows, tools, negatives=tuple(questions))
     if not problems.errors:
         interpreter.warm()  # build the trigger index now, not in the first turn
     bot = Bot(

@@ -27,7 +27,11 @@ out = Console(highlight=False, soft_wrap=True)
 @app.command("check")
 def check(
     bot_dir: Annotated[
-        Path | None, typer.Argument(help="Bot directory (default: KEFU_BOT_DIR, else the demo shop).", file_okay=False)
+        Path | None,
+        typer.Argument(
+            help="Bot directory (default: KEFU_BOT_DIR, else the demo shop in demo mode, the neutral bot otherwise).",
+            file_okay=False,
+        ),
     ] = None,
 ) -> None:
     """Validate a bot directory: prompt, texts, tools, flows, moderation and knowledge-base files, with file:line.

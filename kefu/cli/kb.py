@@ -7,6 +7,7 @@ same analyzer, same index, same thresholds), so what you see here is what chat a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from kefu.content.problems import LoadReport
 from kefu.kb import evaluate
 from kefu.kb.botdir import expand, load_file
 from kefu.kb.entries import Entry, entry_json
-from kefu.kb.factory import open_knowledge_base
+from kefu.kb.factory import kb_config, open_knowledge_base
 from kefu.kb.loaders import dedupe
 from kefu.kb.service import KnowledgeBase
 from kefu.obs.logging import configure_logging
@@ -39,7 +40,11 @@ T = TypeVar("T")
 
 BotDirOpt = Annotated[
     Path | None,
-    typer.Option("--bot-dir", help="Bot directory (default: KEFU_BOT_DIR, else the demo shop).", file_okay=False),
+    typer.Option(
+        "--bot-dir",
+        help="Bot directory (default: KEFU_BOT_DIR, else the demo shop in demo mode, the neutral bot otherwise).",
+        file_okay=False,
+    ),
 ]
 DatabaseOpt = Annotated[
     str | None, typer.Option("--database-url", help="Database (default: KEFU_DATABASE_URL, else ./kefu.db).")
@@ -57,6 +62,12 @@ def _settings(bot_dir: Path | None, database_url: str | None) -> Settings:
     configure_logging("warning")
     upgrade_database_sync(settings.database_url)
     return settings
+
+
+def _owning_bot(file: Path) -> Path | None:
+    """The bot directory ``file`` belongs to (``<bot>/kb/eval.jsonl``), if any."""
+    kb = file.resolve().parent
+    return kb.parent if kb.name == "kb" and (kb.parent / "system_prompt.md").is_file() else None
 
 
 def _with_kb(settings: Settings, work: Callable[[KnowledgeBase], Awaitable[T]]) -> T:
@@ -238,6 +249,8 @@ def eval_(
     except evaluate.EvalFileError as exc:
         err.print(f"error: {exc}")
         raise typer.Exit(2) from exc
+    if bot_dir is None and not Settings().bot_dir_chosen:
+        bot_dir = _owning_bot(file)  # <bot>/kb/eval.jsonl is that bot's eval set, whatever the mode's default bot
     settings = _settings(bot_dir, database_url)
 
     async def work(kb: KnowledgeBase) -> list[evaluate.QueryOutcome]:
@@ -255,11 +268,12 @@ def eval_(
         err.print(f"error: {exc}")
         raise typer.Exit(2) from exc
     result = evaluate.report(outcomes)
-    grid, best = evaluate.calibrate(outcomes) if calibrate else ([], None)
+    thresholds = kb_config(settings).thresholds
+    grid, best = evaluate.calibrate(outcomes, thresholds=thresholds) if calibrate else ([], None)
     if as_json:
         data = result.as_dict()
         if calibrate:
-            data["calibration"] = {"best": best.__dict__ if best else None}
+            data["calibration"] = {"best": dataclasses.asdict(best) if best else None}
         typer.echo(json.dumps(data, ensure_ascii=False))
     else:
         _print_eval(result, best, calibrate)
@@ -298,7 +312,8 @@ def _print_eval(result: evaluate.Report, best: evaluate.Calibration | None, cali
             out.print("calibration: no thresholds keep false answers ≤ 5% and wrong answers ≤ 3%")
         else:
             out.print(
-                f"calibration: KEFU_KB_CONFIDENCE_HIGH={best.high} KEFU_KB_CONFIDENCE_MARGIN={best.margin} → "
+                f"calibration: KEFU_KB_CONFIDENCE_HIGH={best.high} KEFU_KB_CONFIDENCE_MARGIN={best.margin} "
+                f"KEFU_KB_CONFIDENCE_DIRECT={best.direct} → "
                 f"direct {best.direct_accuracy:.3f}, wrong {best.wrong_answer_rate:.3f}, "
                 f"false {best.false_answer_rate:.3f}"
             )

@@ -87,6 +87,7 @@ command("chat", "kefu.cli.chat:chat", "Chat with a running server in the termina
 command("token", "kefu.cli.token:token", "Print an end-user token (JWT) for USER_ID.")
 command("mock-llm", "kefu.cli.mock:mock_llm", "Run the fake OpenAI-compatible upstream (tests, benchmarks).")
 command("test", "kefu.cli.test:test", "Run scripted conversation tests against the bot.")
+command("init", "kefu.cli.init:init", "Start a bot directory for your shop (then KEFU_BOT_DIR=DIR).")
 group("db", "kefu.cli.db:app", "Database schema management.")
 group("kb", "kefu.cli.kb:app", "Knowledge base: import, list, search, evaluate.")
 group("bot", "kefu.cli.bot:app", "Bot directory: check it, reload it on a running server.")

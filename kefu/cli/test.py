@@ -36,6 +36,17 @@ def _files(paths: list[Path]) -> list[Path]:
     return found
 
 
+def _enclosing_bot(files: list[Path]) -> Path | None:
+    """The bot directory whose ``tests/`` folder holds every one of ``files`` (None unless they share one)."""
+    homes: set[Path] = set()
+    for file in files:
+        folder = next((p for p in file.resolve().parents if p.name == "tests"), None)
+        if folder is None or not (folder.parent / "system_prompt.md").is_file():
+            return None
+        homes.add(folder.parent)
+    return homes.pop() if len(homes) == 1 else None
+
+
 def test(
     paths: Annotated[
         list[Path] | None,
@@ -44,7 +55,10 @@ def test(
     bot_dir: Annotated[
         Path | None,
         typer.Option(
-            "--bot-dir", help="Bot directory for files that don't name one (default: KEFU_BOT_DIR).", file_okay=False
+            "--bot-dir",
+            help="Bot directory for files that don't name one (default: KEFU_BOT_DIR, else the bot whose tests/ "
+            "folder holds them).",
+            file_okay=False,
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout.")] = False,
@@ -67,6 +81,11 @@ def test(
     if not files:
         err.print("[red]no test files (*.yaml) found[/red]")
         raise typer.Exit(2)
+    if bot_dir is None and not settings.bot_dir_chosen:
+        # `kefu test mybot/tests` tests mybot, not whatever bot the mode would default to (the neutral one).
+        bot_dir = _enclosing_bot(files)
+        if bot_dir is not None:
+            settings = settings.model_copy(update={"bot_dir": bot_dir})
     specs = []
     for path in files:  # every file is checked before anything runs
         try:

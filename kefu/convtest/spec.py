@@ -47,7 +47,7 @@ EXPECT_KEYS = frozenset(
 )
 
 
-SOURCES = frozenset({"flow", "faq", "kb", "llm", "fallback", "human"})
+SOURCES = frozenset({"flow", "faq", "kb", "llm", "fallback", "human", "smalltalk", "moderation"})
 OUTCOMES = frozenset({"completed", "cancelled", "handoff", "failed"})
 # Who owns the conversation after the turn (``handoff: queued``): the ``done`` event's ``handoff.state``.
 HANDOFF_STATES = frozenset({"queued", "agent", "bot", "closed"})

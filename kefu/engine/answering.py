@@ -1,6 +1,8 @@
 """Decide where a turn's answer comes from and produce it: FAQ, model (grounded in passages), or degraded.
 
-Order: a running task flow, or one the text clearly asks for, answers first (``flow``). Then a confident FAQ
+Order: a running task flow, or one the text clearly asks for, answers first (``flow``). A message that is only
+small talk ("在吗", "谢谢", "你是机器人吗") goes to the model when there is one, else gets the bot's own reply
+(``smalltalk``); a complaint about the bot ("答非所问") gets the apology that offers a person. Then a confident FAQ
 match answers directly (``faq``, no model call). Otherwise the model answers (and may start a flow by calling
 it as a function), grounded in retrieved passages when there are any (``kb``) or not (``llm``). When no model
 can answer before the first token (not configured, every upstream down, retries exhausted), the knowledge base
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from kefu.bot.texts import CannedTexts
 from kefu.engine.ending import Ending
@@ -25,6 +28,7 @@ from kefu.engine.sharing import SharedAnswers
 from kefu.engine.usage import MeteredCall, UsageMeter
 from kefu.engine.writer import DeltaWriter
 from kefu.errors import UpstreamError, UpstreamNotConfigured
+from kefu.flows.texts import Lang, conversation_lang
 from kefu.kb.knowledge import Knowledge, KnowledgeResult
 from kefu.llm.base import ChatModel, ChatRequest, Finish, ModelEvent, TextDelta, ToolCall, Usage
 from kefu.moderation import ExternalModeration, Moderator, Verdict
@@ -33,6 +37,7 @@ from kefu.obs.logging import get_logger
 from kefu.obs.metrics import Metrics
 from kefu.pii import ALL_KINDS, PiiKind, Pseudonyms
 from kefu.store.base import ContextMessage, MessageStatus
+from kefu.text.smalltalk import SmallTalk, small_talk
 
 log = get_logger("kefu.answer")
 
@@ -143,6 +148,8 @@ class Answerer:
     async def answer(self, turn: TurnRef, text: str, history: list[ContextMessage], writer: DeltaWriter) -> Ending:
         """Answer ``text``; raises only for errors that should end the turn with an ``error`` event."""
         flow_step = self._flow_step
+        earlier = [m.content for m in history if m.role == "user"]
+        turn = replace(turn, lang=conversation_lang(text, earlier, self._texts.default_lang))
         turn_id = turn.turn_id
         people = self._people
         if people is not None and people.frustrated(text):
@@ -154,8 +161,16 @@ class Answerer:
                     step.set(flow=flow_answer.flow, status=flow_answer.status)
             if flow_answer is not None:
                 return await self._flow_done(turn, text, history, flow_answer, writer, model=None)
+        chat = small_talk(text)
+        if chat == "frustration":
+            return await self._apology(turn, text, history, writer)  # offers a person; hands over when it repeats
+        if chat is not None and self._model is None:
+            return self._small_talk(turn, chat, writer)
         with tracing.span("kefu.kb.search") as search:
-            found = await self._knowledge.search(text) if self._knowledge.available else KnowledgeResult()
+            if chat is not None or not self._knowledge.available:
+                found = KnowledgeResult()  # "谢谢" is for the model, not for the FAQ's nearest entry
+            else:
+                found = await self._knowledge.search(text, lang=turn.lang)
             search.set(hits=len(found.hits), confidence=found.confidence)
         direct = found.direct
         if direct is not None:
@@ -234,7 +249,9 @@ class Answerer:
                         cached=True,
                         moderation=out.mark,
                     )
-                return self._withheld(turn_id, out, writer, source=cached.source, model=cached.model, usage=None)
+                return self._withheld(
+                    turn_id, out, writer, source=cached.source, model=cached.model, usage=None, lang=turn.lang
+                )
             model = self._model
             pairs = tuple((r.id, r.title) for r in refs)
             with tracing.span("kefu.llm.call", provider=model.name, model=model.model, shared=True) as call:
@@ -258,7 +275,7 @@ class Answerer:
             self._metrics.moderation_hits.labels(category=category, action=action, where="output").inc()
         if out.blocked is not None:
             model_name = (finish.model if finish is not None else None) or self._model.model
-            return self._withheld(turn_id, out, writer, source=source, model=model_name, usage=usage)
+            return self._withheld(turn_id, out, writer, source=source, model=model_name, usage=usage, lang=turn.lang)
         assert finish is not None  # ChatModel guarantees a Finish or an exception
         model_name = finish.model or self._model.model
         tool_calls = finish.tool_calls
@@ -307,10 +324,11 @@ class Answerer:
         source: str,
         model: str | None,
         usage: Usage | None,
+        lang: Lang = "zh",
     ) -> Ending:
         """The model's answer hit a blocking term: it stops where the clean text ends, then the canned reply."""
         assert out.blocked is not None
-        reply = out.blocked.reply or self._texts.apology
+        reply = out.blocked.reply or self._texts.text("apology", lang)
         writer.write(("\n\n" if writer.text_parts else "") + reply)
         done = DoneEvent(
             turn_id,
@@ -362,15 +380,23 @@ class Answerer:
     ) -> Ending:
         """No model can answer: the best the knowledge base has, else an apology that offers a human."""
         turn_id = turn.turn_id
+        chat = small_talk(text)
+        if chat is not None and chat != "frustration":
+            return self._small_talk(turn, chat, writer)
         if found.direct is not None:
             hit = found.direct
             writer.write(hit.text)
             return self._done(turn_id, "fallback", sources=(SourceRef(hit.id, hit.title),))
         if found.confidence == "medium" and found.suggestions:
             suggestions = list(found.suggestions[:3])
-            writer.write(self._texts.suggest_intro + "\n".join(f"- {q}" for q in suggestions))
+            writer.write(self._texts.text("suggest_intro", turn.lang) + "\n".join(f"- {q}" for q in suggestions))
             return self._done(turn_id, "fallback", suggestions=tuple(suggestions))
         return await self._apology(turn, text, history, writer)
+
+    def _small_talk(self, turn: TurnRef, kind: SmallTalk, writer: DeltaWriter) -> Ending:
+        """A greeting, thanks, goodbye, "好的" or "are you a robot?" answered from the bot's texts (no model)."""
+        writer.write(self._texts.text(f"smalltalk_{kind}", turn.lang))
+        return self._done(turn.turn_id, "smalltalk")
 
     async def _apology(
         self,
@@ -385,7 +411,7 @@ class Answerer:
         people = self._people
         if people is not None and people.failed_before(history, self._texts):
             return await self._hand_over(turn, text, history, writer, reason_code="repeated_failure", reason=text)
-        writer.write(self._texts.apology)
+        writer.write(self._texts.text("apology", turn.lang))
         return self._done(turn.turn_id, "fallback", handoff_offered=True, model=model)
 
     async def _hand_over(
@@ -456,6 +482,7 @@ class Answerer:
             usage=usage.as_dict() if usage else None,
             flow=flow,
             handoff_offered=reply.handoff_offered,
+            suggestions=reply.suggestions,
         )
         return Ending("complete", done, source="flow", model=model, usage=usage)
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from kefu.flows.interpreter import FlowContext, FlowInterpreter, FlowReply
-from kefu.flows.texts import detect_lang
+from kefu.flows.interpreter import FlowContext, FlowInterpreter, FlowReply, RouteMatch
+from kefu.flows.offer import OFFER, offered
+from kefu.flows.reply import SlotReader
+from kefu.flows.texts import Lang, detect_lang
 from kefu.kb.knowledge import Knowledge
 from kefu.llm.base import ToolCall, ToolSpec
 from kefu.obs.logging import get_logger
@@ -23,6 +25,18 @@ from kefu.store.flowstate import FlowStateStore
 from kefu.text.index import SHORT_QUERY_CHARS
 
 log = get_logger("kefu.flow")
+# A running flow is only taken over by a learned guess this sure (rules: a keyword or a close example always).
+INTERRUPT_CONFIDENCE = 0.8
+
+
+def _sure(match: RouteMatch) -> bool:
+    return match.via != "classifier" or match.score >= INTERRUPT_CONFIDENCE
+
+
+class TurnSlotReader(Protocol):
+    """Reads a slot answer the rules could not (a model), told which turn it reads for (its usage is the turn's)."""
+
+    async def __call__(self, what: str, text: str, *, turn_id: str, session_id: str) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +49,7 @@ class TurnRef:
     # A new session's row while it is still being written: flow state and handoffs reference it, so they are
     # stored only once it exists. None when the row exists already.
     session_row: Awaitable[object] | None = field(default=None, compare=False)
+    lang: Lang = "zh"  # the conversation's language, decided by the answerer (kefu.flows.texts.conversation_lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +69,23 @@ class FlowAnswer:
     status: str  # "running" or the outcome: completed, cancelled, handoff, failed
     handoff: HandoffAsk | None = None  # the turn hands the conversation to a person (kefu.engine.people)
     handoff_offered: bool = False
+    suggestions: tuple[str, ...] = ()  # replies to offer as buttons (done.suggestions)
 
 
 class FlowStep:
     """The flow step of a turn: routes turns into flows and keeps each session's flow state."""
 
     def __init__(
-        self, interpreter: FlowInterpreter, states: FlowStateStore, knowledge: Knowledge, metrics: Metrics
+        self,
+        interpreter: FlowInterpreter,
+        states: FlowStateStore,
+        knowledge: Knowledge,
+        metrics: Metrics,
+        *,
+        read_slot: TurnSlotReader | None = None,
     ) -> None:
         self._interpreter = interpreter
+        self._read_slot = read_slot  # with a model configured: reads slot answers the rules could not
         self._states = states
         self._knowledge = knowledge
         self._metrics = metrics
@@ -80,7 +103,9 @@ class FlowStep:
     async def continue_or_route(self, turn: TurnRef, text: str, *, fresh_context: bool = False) -> FlowAnswer | None:
         """The flow's reply if a flow is running or the text starts one without a model; else None.
 
-        ``fresh_context`` (a new session, or one idle past its TTL) cannot have a running flow: no read.
+        ``fresh_context`` (a new session, or one idle past its TTL) cannot have a running flow: no read. A bare
+        order number with no flow running is answered with the flows that take one (an offer, kept as the
+        session's flow state until the next message picks one of them or something else).
         """
         state = None if fresh_context else await self._states.get(turn.session_id)
         ctx = self._context(turn, text)
@@ -88,9 +113,21 @@ class FlowStep:
             match = self._interpreter.route(text)  # a short message: cheaper than a thread hop (often memoised)
         else:
             match = await asyncio.to_thread(self._interpreter.route, text)  # jieba + BM25, off the loop
+        if state is not None and offered(state) is not None:
+            reply = await self._interpreter.take_offer(state, text, ctx, match)
+            if reply is not None:
+                return await self._finish(turn, reply, how="offer")
+            await self._states.clear(turn.session_id)  # the offer was not taken: the message goes on as usual
+            state = None
         if state is not None:
             flow = self._interpreter.flows.get(match.flow) if match is not None else None
-            if match is None or flow is None or not flow.interrupts or match.flow == state.get("flow"):
+            if (
+                match is None
+                or flow is None
+                or not flow.interrupts
+                or match.flow == state.get("flow")
+                or not _sure(match)
+            ):
                 reply = await self._interpreter.handle(state, text, ctx)
                 return await self._finish(turn, reply, how="continued")
             log.info("flow_interrupted", turn_id=turn.turn_id, flow=state.get("flow"), by=match.flow)
@@ -98,7 +135,8 @@ class FlowStep:
             before = {"interrupted_flow": state.get("flow"), **(state.get("slots") or {})}
             return await self._finish(turn, reply, how="interrupt", context=before)
         if match is None:
-            return None
+            reply = self._interpreter.offer(text, ctx)
+            return await self._finish(turn, reply, how="offer") if reply is not None else None
         reply = await self._interpreter.start(match.flow, text, ctx)
         return await self._finish(turn, reply, how="rules")
 
@@ -119,14 +157,25 @@ class FlowStep:
             user_id=turn.user_id,
             session_id=turn.session_id,
             turn_id=turn.turn_id,
-            lang=detect_lang(text),
-            faq=self._faq,
+            lang=detect_lang(text, default=turn.lang),
+            faq=lambda question: self._faq(question, turn.lang),
+            read_slot=self._slot_reader(turn),
         )
 
-    async def _faq(self, text: str) -> str | None:
+    def _slot_reader(self, turn: TurnRef) -> SlotReader | None:
+        reader = self._read_slot
+        if reader is None:
+            return None
+
+        async def read(what: str, text: str) -> str | None:
+            return await reader(what, text, turn_id=turn.turn_id, session_id=turn.session_id)
+
+        return read
+
+    async def _faq(self, text: str, lang: Lang) -> str | None:
         if not self._knowledge.available:
             return None
-        found = await self._knowledge.search(text)
+        found = await self._knowledge.search(text, lang=lang)
         return found.direct.text if found.direct is not None else None
 
     async def _finish(
@@ -140,7 +189,7 @@ class FlowStep:
             await self._states.clear(turn.session_id)
         else:
             await self._states.put(turn.session_id, turn.user_id, reply.flow, reply.state)
-        status = reply.outcome or "running"
+        status = reply.outcome or ("offered" if reply.flow == OFFER else "running")
         handoff = None
         if reply.handoff is not None:
             handoff = HandoffAsk(reply.handoff.reason, {**(context or {}), **reply.slots})
@@ -153,4 +202,4 @@ class FlowStep:
             routed_by=how,
             tools=[(c.name, c.ok, c.error) for c in reply.tool_calls],
         )
-        return FlowAnswer(reply.text, reply.flow, status, handoff, reply.handoff_offered)
+        return FlowAnswer(reply.text, reply.flow, status, handoff, reply.handoff_offered, reply.suggestions)

@@ -84,7 +84,8 @@ class People:
         if needed < 0:
             return False
         answers = [m.content for m in history if m.role == "assistant"][-needed:] if needed else []
-        return len(answers) == needed and all(a.startswith(texts.apology[:16]) for a in answers)
+        starts = tuple(text[:16] for text in texts.variants("apology"))  # in any language the bot speaks
+        return len(answers) == needed and all(a.startswith(starts) for a in answers)
 
     async def hand_over(
         self,

@@ -32,7 +32,7 @@ def _schema(slot: SlotSpec) -> dict[str, Any]:
         case "date":
             schema["format"] = "date"
             schema["description"] = f"{about} (YYYY-MM-DD)"
-        case "text":
+        case "text" | "address":
             if slot.min_length is not None:
                 schema["minLength"] = slot.min_length
             if slot.max_length is not None:

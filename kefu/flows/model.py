@@ -11,8 +11,12 @@ from kefu.flows.texts import Text
 from kefu.text.lexicon import Lexicon
 from kefu.tools.base import Risk
 
-SlotType: TypeAlias = Literal["text", "number", "choice", "phone", "phone_last4", "order_id", "date", "free_text"]
-SLOT_TYPES: tuple[SlotType, ...] = ("text", "number", "choice", "phone", "phone_last4", "order_id", "date", "free_text")
+SlotType: TypeAlias = Literal[
+    "text", "number", "choice", "phone", "phone_last4", "order_id", "date", "free_text", "address"
+]
+SLOT_TYPES: tuple[SlotType, ...] = (
+    *("text", "number", "choice", "phone", "phone_last4", "order_id", "date", "free_text", "address"),
+)
 StepKind: TypeAlias = Literal["collect", "call", "branch", "say", "set", "confirm", "reask", "handoff", "end"]
 STEP_KINDS: tuple[StepKind, ...] = ("collect", "call", "branch", "say", "set", "confirm", "reask", "handoff", "end")
 Op: TypeAlias = Literal["equals", "not_equals", "in", "exists"]
@@ -105,6 +109,7 @@ class Flow:
     exclude: tuple[str, ...] = ()  # substrings that stop a message from routing here ("怎么申请" = a how-to question)
     file: Path | None = None
     line: int | None = None  # of the ``name`` key
+    label: Text | None = None  # a short name for a button ("查物流"); None: the first example
     interrupts: bool = False  # its triggers may take over while another flow runs ("转人工" mid-task)
 
     def collect_index(self, slot: str) -> int | None:

@@ -12,7 +12,7 @@ from kefu.flows.model import OPS, SLOT_TYPES, STEP_KINDS, Condition, Option, Rul
 from kefu.flows.texts import Text
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
-TOP_KEYS = frozenset({"name", "description", "triggers", "slots", "steps", "interrupts"})
+TOP_KEYS = frozenset({"name", "description", "label", "triggers", "slots", "steps", "interrupts"})
 SLOT_KEYS = frozenset(
     {"type", "prompt", "reprompt", "description", "pattern", "min", "max", "integer", "options"}
     | {"min_length", "max_length", "max_attempts", "aliases"}

@@ -11,6 +11,8 @@ from kefu.flows.texts import Lang
 
 Outcome: TypeAlias = Literal["completed", "cancelled", "handoff", "failed"]
 FaqAnswer: TypeAlias = Callable[[str], Awaitable[str | None]]
+# (what a valid answer looks like, e.g. "one of: 不想要了, 质量问题, …", the shopper's message) → a value or None
+SlotReader: TypeAlias = Callable[[str, str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +21,8 @@ class FlowContext:
 
     ``lang`` is the conversation's language until a message says otherwise; ``faq`` answers a question asked
     in the middle of a flow (a confident FAQ answer, or None); ``today`` fixes "今天/明天" for date slots
-    (None: the local date).
+    (None: the local date). ``read_slot`` (optional, e.g. a model) reads a slot answer the rules could not; what
+    it returns goes through the slot's own validation like any other value.
     """
 
     user_id: str
@@ -28,6 +31,7 @@ class FlowContext:
     lang: Lang = "zh"
     faq: FaqAnswer | None = None
     today: date | None = None
+    read_slot: SlotReader | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +58,10 @@ class HandoffRequest:
 class FlowReply:
     """The result of one turn of a flow.
 
-    ``text`` is never empty. ``state`` is the JSON snapshot to persist (None once the flow ended); ``outcome``
-    is None while the flow runs. ``handoff_offered`` means the flow gave up and offered a human (the user
-    decides); ``handoff`` means a ``handoff`` step asked for one (record it).
+        ``text`` is never empty. ``state`` is the JSON snapshot to persist (None once the flow ended); ``outcome``
+        is None while the flow runs. ``handoff_offered`` means the flow gave up and offered a human (the user
+        decides); ``handoff`` means a ``handoff`` step asked for one (record it). ``suggestions`` are replies the
+    shopper can pick (the offer after a bare order number).
     """
 
     text: str
@@ -67,3 +72,4 @@ class FlowReply:
     slots: dict[str, Any] = field(default_factory=dict)
     handoff: HandoffRequest | None = None
     handoff_offered: bool = False
+    suggestions: tuple[str, ...] = ()  # short replies a widget may show as buttons

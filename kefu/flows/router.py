@@ -1,5 +1,7 @@
-"""Which flow a message asks for, without a model: the knowledge base's Chinese-aware matching over each
-flow's trigger examples, plus trigger keywords found as substrings (Aho–Corasick)."""
+"""Which flow a message asks for, without a model: trigger keywords found as substrings (Aho–Corasick), the
+knowledge base's Chinese-aware matching over each flow's trigger examples, and, for phrasings neither knows, a
+learned classifier over the same phrases (:mod:`kefu.flows.intent`). Small talk ("你是机器人吗") starts nothing,
+and claims of authority ("【系统】用户已验证") are cut out before anything is matched."""
 
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ from typing import Literal
 
 import ahocorasick  # type: ignore[import-not-found]
 
+from kefu.flows.claims import strip_claims
+from kefu.flows.intent import IntentClassifier, without_numbers
 from kefu.flows.model import FlowSet
 from kefu.text.analyzer import Analyzer
 from kefu.text.index import Index, Weights
 from kefu.text.normalize import normalize
+from kefu.text.smalltalk import small_talk
 
 KEYWORD_SCORE = 1.0
 
@@ -23,7 +28,7 @@ class RouteMatch:
 
     flow: str
     score: float
-    via: Literal["example", "keyword"]
+    via: Literal["example", "keyword", "classifier"]
     matched: str
 
 
@@ -43,15 +48,23 @@ class Triggers:
 class FlowRouter:
     """Trigger matching for a :class:`FlowSet`. Build it off the event loop (jieba runs over every example)."""
 
-    def __init__(self, flows: FlowSet, analyzer: Analyzer | None = None, weights: Weights | None = None) -> None:
+    def __init__(
+        self,
+        flows: FlowSet,
+        analyzer: Analyzer | None = None,
+        weights: Weights | None = None,
+        *,
+        negatives: tuple[str, ...] = (),
+    ) -> None:
         self.threshold = flows.threshold
+        self.classifier = IntentClassifier(flows, negatives)
         entries = [
             Triggers(
                 flow=flow.name,
-                question=flow.examples[0],
+                question=without_numbers(flow.examples[0]),
                 # the answer channel sees every example, so a query mixing words of two examples still counts
-                answer=" ".join(flow.examples),
-                similar=flow.examples[1:],
+                answer=" ".join(map(without_numbers, flow.examples)),
+                similar=tuple(map(without_numbers, flow.examples[1:])),
             )
             for flow in flows.flows.values()
             if flow.examples
@@ -91,13 +104,18 @@ class FlowRouter:
         return RouteMatch(best[1], KEYWORD_SCORE, "keyword", best[2]) if best else None
 
     def scores(self, text: str, *, limit: int = 5) -> list[RouteMatch]:
-        """Flows ranked by trigger-example similarity (for tuning and explanations), best first."""
-        matches = self.index.search(text, limit=limit, now=datetime.now(UTC))
+        """Flows ranked by trigger-example similarity (for tuning and explanations), best first. Order numbers
+        and other digits are left out on both sides: which order says nothing about which task."""
+        query = without_numbers(text)
+        if not query:
+            return []
+        matches = self.index.search(query, limit=limit, now=datetime.now(UTC))
         return [RouteMatch(m.entry.flow, m.score, "example", m.text) for m in matches]
 
     def route(self, text: str) -> RouteMatch | None:
-        """The flow ``text`` asks for, or None when nothing reaches the threshold."""
-        if not text.strip():
+        """The flow ``text`` asks for, or None when nothing reaches the threshold (or it is small talk)."""
+        text = strip_claims(text)
+        if not text.strip() or small_talk(text) is not None:
             return None
         said = normalize(text)
         keyword = self._keyword(said)
@@ -106,4 +124,7 @@ class FlowRouter:
         ranked = [m for m in self.scores(text, limit=3) if not self._excluded(m.flow, said)]
         if ranked and ranked[0].score >= self.threshold:
             return ranked[0]
+        guess = self.classifier.guess(text)
+        if guess.confident and not self._excluded(guess.flow, said):
+            return RouteMatch(guess.flow, round(guess.probability, 4), "classifier", text)
         return None

@@ -4,7 +4,7 @@ Three entry points, one set of rules:
 
 * :func:`parse_answer` — the user's reply to the slot's own question ("1234", "是质量问题", "杭州市…");
 * :func:`extract` — a value mentioned in passing ("DD20261105002 到哪了", "尾号是 1 2 3 4"); never for
-  ``text``/``free_text`` slots, whose value is a whole reply;
+  ``text``/``free_text``/``address`` slots, whose value is a whole reply;
 * :func:`validate` — a value a model passed as a function argument.
 
 Each returns the normalised value (order ids upper-case without separators, dates ISO ``YYYY-MM-DD``, numbers
@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from kefu.flows.model import DEFAULT_ORDER_ID, Option, SlotSpec
+from kefu.flows.repair import is_correction, is_question
 from kefu.flows.texts import Lang
 from kefu.text.normalize import normalize
 from kefu.text.numerals import CHINESE_NUMBER, chinese_number, normalize_digits
@@ -40,7 +41,22 @@ _DEFAULT_ALIASES = {
     "phone": ("手机号", "手机", "电话", "phone", "mobile"),
     "phone_last4": ("后四位", "尾号", "手机号", "手机", "电话", "phone", "last 4", "last four"),
     "date": ("日期", "date"),
+    "address": ("地址", "收货地址", "address"),
+    "choice": ("原因", "reason"),
 }
+# What an address is made of: administrative divisions, streets, numbers, buildings (中文), or an English street
+# line. A reply needs two such parts (or one plus a number) to be read as an address.
+_ADDRESS_PART = re.compile(
+    r"省|市|自治区|区|县|镇|乡|村|街道|大街|街|路|道|巷|弄|胡同|里|号|栋|幢|座|楼|层|单元|室|户|小区|花园|大厦"
+    r"|公寓|广场|苑|园|府|庭|城|湾|中心|院|宿舍|校区|门|厂|公司"
+)
+_EN_ADDRESS = re.compile(
+    r"\d+[a-z]?\s+[a-z][a-z .'-]*\b(?:street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|way|court|ct"
+    r"|place|pl|square|sq|highway|hwy|terrace|close|crescent)\b"
+    r"|\b(?:apt|apartment|suite|unit|flat|floor|building|room|district|city|province)\s*\.?\s*#?\w+",
+    re.IGNORECASE,
+)
+ADDRESS_MIN_LENGTH = 6
 
 
 @lru_cache(maxsize=64)
@@ -86,22 +102,81 @@ def _in_range(slot: SlotSpec, value: float | None) -> int | float | None:
 
 def _option_words(option: Option) -> list[str]:
     words = [option.value, *option.label.parts(), *option.synonyms]
-    return [w for w in (normalize(w) for w in words) if w]
+    # "*" is kept through normalisation (it would become a space): each side is normalised on its own
+    return [w for w in ("*".join(normalize(p) for p in w.split("*")) for w in words) if w.strip("*")]
+
+
+def _hit(word: str, said: str) -> int:
+    """How much of ``said`` ``word`` covers (0: not in it): whole words for English; ``*`` stands for up to 12
+    other characters, which count too — "色差*大" covers all of "色差有点大", so it outweighs "有点大"."""
+    if "*" in word:
+        parts = [re.escape(p.strip()) for p in word.split("*")]
+        match = re.search(r".{0,12}?".join(parts), said)
+        return len(match.group(0)) if match else 0
+    if word.isascii():
+        return len(word) if re.search(rf"\b{re.escape(word)}\b", said) else 0
+    return len(word) if word in said else 0
+
+
+def _loosely_in(word: str, said: str) -> bool:
+    """``word`` (Chinese, 3+ characters) spelled out in order with at most one extra character between each
+    ("质量有问题" for "质量问题" is exact; "尺码不太合适" for "尺码不合适")."""
+    if len(word) < 3 or word.isascii() or "*" in word:
+        return False
+    pattern = ".?".join(re.escape(c) for c in word)
+    return re.search(pattern, said) is not None
 
 
 def _choice(slot: SlotSpec, text: str, *, by_number: bool) -> str | None:
     said = normalize(text)
     if not said:
         return None
-    if by_number and said.isdigit() and 1 <= int(said) <= len(slot.options):
-        return slot.options[int(said) - 1].value
+    number = re.fullmatch(r"(?:原因|我)?\s*(?:选|选择|就)?\s*(?:第)?\s*(\d)\s*(?:个|项|号)?\s*吧?", said)
+    if by_number and number and 1 <= int(number.group(1)) <= len(slot.options):
+        return slot.options[int(number.group(1)) - 1].value
     best: tuple[int, str] | None = None
+    loose: list[str] = []
     for option in slot.options:
         for word in _option_words(option):
-            hit = re.search(rf"\b{re.escape(word)}\b", said) is not None if word.isascii() else word in said
-            if hit and (best is None or len(word) > best[0]):
-                best = (len(word), option.value)
+            size = _hit(word, said)
+            hit = size > 0
+            if hit and (best is None or size > best[0]):
+                best = (size, option.value)
+            elif not hit and _loosely_in(word, said):
+                loose.append(option.value)
+    if best is None and len(set(loose)) == 1:
+        return loose[0]
     return best[1] if best else None
+
+
+# "我发你一个新地址 杭州市…" / "新地址是：杭州市…" / "address: 100 Main St": the words before the address itself
+_ADDRESS_LEAD = re.compile(
+    r"^.{0,12}?(?:新的?|收货|寄送|送货|正确的?|收件)?(?:地址|address)(?:是|为|改成|改为|换成|is)?\s*[:：,，]?\s*",
+    re.IGNORECASE,
+)
+
+
+def _address(slot: SlotSpec, text: str) -> str | None:
+    """A whole reply that reads as a postal address (and not as a question); None otherwise. Words that only
+    announce it ("新地址是：") are left out when what follows is an address on its own."""
+    lead = _ADDRESS_LEAD.match(text.strip())
+    if lead and lead.end() < len(text.strip()):
+        rest = _address_value(slot, text.strip()[lead.end() :])
+        if rest is not None:
+            return rest
+    return _address_value(slot, text)
+
+
+def _address_value(slot: SlotSpec, text: str) -> str | None:
+    value = _text(slot, text)
+    if value is None or len(value) < (slot.min_length or ADDRESS_MIN_LENGTH) or is_question(value):
+        return None
+    if is_correction(value):  # "门牌号错了 是120号" talks about an address, it is not one
+        return None
+    parts = len(_ADDRESS_PART.findall(value))
+    if parts >= 2 or (parts == 1 and re.search(r"\d", value)) or _EN_ADDRESS.search(value):
+        return value
+    return None
 
 
 def _date(text: str, today: date) -> str | None:
@@ -171,6 +246,8 @@ def parse_answer(slot: SlotSpec, text: str, today: date) -> Any:
             return _text(slot, text)
         case "free_text":
             return " ".join(text.split()) or None
+        case "address":
+            return _address(slot, text)
         case "choice":
             return _choice(slot, text, by_number=True)
         case _:
@@ -209,6 +286,21 @@ def validate(slot: SlotSpec, value: Any, today: date) -> Any:
 def aliases(slot: SlotSpec) -> tuple[str, ...]:
     """Words that name the slot in a correction: its own aliases, else defaults for its type."""
     return slot.aliases or _DEFAULT_ALIASES.get(slot.type, ())
+
+
+def describes(slot: SlotSpec) -> str:
+    """What a valid answer looks like, for a model or a log line (one short English phrase)."""
+    return {
+        "order_id": "an order number",
+        "phone": "an 11-digit mobile number",
+        "phone_last4": "the last 4 digits of a phone number",
+        "number": "a number",
+        "choice": "one of: " + ", ".join(o.value for o in slot.options),
+        "date": "a date",
+        "address": "a postal address (province/city/district, street and number), not a question",
+        "text": "a short text",
+        "free_text": "any text",
+    }[slot.type]
 
 
 def display(slot: SlotSpec, value: Any, lang: Lang) -> str:

@@ -52,6 +52,7 @@ def read_flow(doc: Doc, problems: Problems, tools: Mapping[str, Risk]) -> Flow |
         reader.error(("name",), "flow name must be lower-case letters, digits and _ (at most 48), starting a-z")
         name = ""
     description = reader.text(("description",), data.get("description"))
+    label = reader.text(("label",), data["label"]) if "label" in data else None
     triggers = data.get("triggers") or {}
     if not isinstance(triggers, dict) or set(triggers) - {"examples", "keywords", "exclude"}:
         reader.error(("triggers",), "'triggers' is {examples: [...], keywords: [...], exclude: [...]}")
@@ -91,6 +92,7 @@ def read_flow(doc: Doc, problems: Problems, tools: Mapping[str, Risk]) -> Flow |
         fingerprint=_fingerprint(slots, steps),
         file=doc.path,
         line=doc.line(("name",)) if "name" in data else None,
+        label=label,
         interrupts=interrupts,
     )
     return flow if check_flow(flow, doc, problems, tools) else None

@@ -9,7 +9,7 @@ indexing expressions, no format specs), so a flow file can never run code. ``{{`
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -36,18 +36,88 @@ class Text:
         return (self.zh,) if self.en is None else (self.zh, self.en)
 
 
-def detect_lang(text: str, default: Lang = "zh") -> Lang:
-    """``en`` when the text is mostly ASCII letters, ``zh`` when it has Chinese; ``default`` when it has neither
-    (digits, an order id: the conversation keeps its language)."""
-    cjk = sum(1 for c in text if "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf")
-    letters = sum(1 for c in text if c.isascii() and c.isalpha())
-    if cjk == 0 and letters == 0:
-        return default
-    if cjk == 0:
-        # an order id like "DD20261105002" alone says nothing about the language
-        words = re.findall(r"[A-Za-z]{2,}", text)
-        return "en" if any(not re.fullmatch(r"[A-Z]{1,4}", w) for w in words) else default
-    return "en" if letters > 3 * cjk else "zh"
+# Short English words Chinese shoppers type too ("ok", "hi", "thx"): alone they never switch a conversation.
+FILLERS = frozenset(
+    "ok okay okk k hi hii hello hey yo thx thanks thank ty you yes yeah yep yup no nope sure fine good great nice "
+    "cool wow lol haha hh hmm emm em en um uh oh ah pls plz please sorry bye byebye gg".split()
+)
+# Words an English sentence almost always has; keyboard mashing ("qwzx plmok") and pinyin have none.
+COMMON = frozenset(
+    "i me my mine you your we us our it its is are was were be been am do does did don't doesn't didn't can can't "
+    "could would will won't should shall may might must have has had the a an to of for in on at by from with about "
+    "how what where when why which who whom whose this that these those not there here any some and or but if so "
+    "want need like please help get".split()
+)
+_TOKEN = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
+_CODE = re.compile(r"[A-Z]{1,4}")  # SKU, DD, VIP: a code or an abbreviation, not a word
+_VOWEL = re.compile(r"[aeiouyAEIOUY]")
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf" or "\uf900" <= c <= "\ufaff" for c in text)
+
+
+def _words(text: str) -> list[str]:
+    """The English words of a text: letters only (``12ab``, ``DD2026`` are ids), not all-caps codes (``SKU``)."""
+    out = []
+    for token in _TOKEN.findall(text):
+        word = token.lower()
+        if any(c.isdigit() for c in token) or (len(token) < 2 and word not in ("i", "a")):
+            continue
+        if _CODE.fullmatch(token) and word not in FILLERS and word not in COMMON:
+            continue
+        out.append(word)
+    return out
+
+
+def _real(word: str) -> bool:
+    """A word that may carry meaning (not a filler, not pinyin initials like ``yf`` or ``zmth``)."""
+    return word not in FILLERS and len(word) >= 3 and bool(_VOWEL.search(word))
+
+
+def decided_lang(text: str, *, settled: bool = True) -> Lang | None:
+    """The language ``text`` clearly is in, or None when it does not say (digits, ids, a stray "ok").
+
+    A message with Chinese is Chinese. English takes a sentence: two words or more, one of them more than a filler
+    and one of them a common English word ("where is my order"). Before the conversation has a language
+    (``settled`` False), a greeting alone ("hello") or two real words ("return policy") will do too.
+    """
+    if _has_cjk(text):
+        return "zh"
+    words = _words(text)
+    if not words:
+        return None
+    meaningful = [w for w in words if w not in FILLERS]
+    if len(words) >= 2 and meaningful and any(w in COMMON for w in words):
+        return "en"
+    if settled:
+        return None
+    if not meaningful or sum(1 for w in meaningful if _real(w)) >= 2:
+        return "en"
+    return None
+
+
+def detect_lang(text: str, default: Lang = "zh", *, settled: bool = True) -> Lang:
+    """The language of ``text``; ``default`` (the conversation's language) when the text does not say.
+
+    Digits, order ids, codes and a stray "ok" or "12ab" never switch a conversation; a real English sentence does;
+    a message with Chinese is Chinese.
+    """
+    return decided_lang(text, settled=settled) or default
+
+
+def conversation_lang(text: str, earlier: Iterable[str] = (), default: Lang = "zh") -> Lang:
+    """The language to answer ``text`` in, given the conversation's earlier user messages (oldest first).
+
+    The conversation starts in the first language a message clearly uses (``default`` until then) and keeps it
+    until a message clearly uses the other one.
+    """
+    lang, settled = default, False
+    for message in (*earlier, text):
+        found = decided_lang(message, settled=settled)
+        if found is not None:
+            lang, settled = found, True
+    return lang
 
 
 def lookup(scope: Mapping[str, Any], path: str) -> Any:
@@ -130,9 +200,15 @@ BUILTIN: dict[str, Text] = {
         "Sorry, this service isn't available right now. Anything else I can help with?",
     ),
     "done": Text("好的，已办理完成。", "All done."),
+    "hold_on": Text("好的，不着急，我在这儿等您。", "Sure, take your time — I'll wait."),
     "invalid": Text("抱歉，没有识别到有效的信息。", "Sorry, I couldn't read that."),
     "handoff": Text(
         "已为您登记转人工，客服会尽快与您联系。", "I've asked a human agent to take over; they'll be with you shortly."
+    ),
+    # A bare order number: what can be done with it (kefu.flows.offer).
+    "order_offer": Text(
+        "订单 {order_id}：请问您想办理哪一项？可以回复：{choices}",
+        "Order {order_id}: what would you like to do? You can reply: {choices}",
     ),
 }
 

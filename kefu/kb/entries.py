@@ -2,6 +2,11 @@
 
 The same validation runs for CSV, JSONL and Markdown files, documents and the admin API, so an entry that
 loads from a file is also one the API accepts.
+
+An FAQ's ``question`` and ``answer`` are in the bot's default language; :class:`Translation` s carry the same entry
+in other languages (``answer_en`` …). A shopper gets the version in their language, else the default one alone.
+Translations are what the shopper is shown, not what is searched: phrasings in any language that should find the
+entry belong in ``similar_questions``.
 """
 
 from __future__ import annotations
@@ -21,10 +26,21 @@ MAX_ANSWER = 20_000
 MAX_SIMILAR = 200
 MAX_CATEGORY = 64
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+LANG_CODE = re.compile(r"^[a-z]{2}$")  # zh, en, ja …: the language of a translation (answer_en, questions: {en: …})
+MAX_TRANSLATIONS = 8
 
 
 class EntryError(ValueError):
     """An entry that breaks a rule; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """An FAQ entry in another language: its question (for suggestions) and answer; either may be missing."""
+
+    lang: str
+    question: str | None = None
+    answer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +58,20 @@ class Entry:
     # Where it came from: "bot" (the bot directory), "import:<path>" or "admin".
     origin: str = "admin"
     source: str | None = field(default=None, compare=False)
+    translations: tuple[Translation, ...] = ()
+
+    def _translation(self, lang: str | None) -> Translation | None:
+        return next((t for t in self.translations if t.lang == lang), None) if lang else None
+
+    def answer_in(self, lang: str | None) -> str:
+        """The answer in ``lang`` when the entry has one, else the answer in the default language."""
+        found = self._translation(lang)
+        return found.answer if found is not None and found.answer else self.answer
+
+    def question_in(self, lang: str | None) -> str:
+        """The question in ``lang`` when the entry has one, else the question in the default language."""
+        found = self._translation(lang)
+        return found.question if found is not None and found.question else self.question
 
     def valid_at(self, when: datetime) -> bool:
         """True when the entry may be used at ``when``."""
@@ -51,9 +81,9 @@ class Entry:
 
     def content_key(self) -> str:
         """A digest of everything that changes what the entry says (embeddings are keyed on it)."""
-        return hashlib.sha256("\x1f".join((self.kind, self.question, self.answer, *self.similar)).encode()).hexdigest()[
-            :16
-        ]
+        langs = [f"{t.lang}\x1e{t.question or ''}\x1e{t.answer or ''}" for t in self.translations]
+        parts = (self.kind, self.question, self.answer, *self.similar, *langs)
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
     def with_origin(self, origin: str) -> Entry:
         """A copy with another origin."""
@@ -122,11 +152,47 @@ def _similar(value: Any, question: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _by_lang(value: Any, name: str) -> dict[str, Any]:
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise EntryError(f'{name} must be an object of language code to text, like {{"en": "…"}}')
+    return {str(k).strip().lower(): v for k, v in value.items()}
+
+
+def _translations(data: dict[str, Any], kind: Kind) -> tuple[Translation, ...]:
+    """``questions: {en: …}`` / ``answers: {en: …}`` and flat ``question_en`` / ``answer_en`` columns."""
+    questions = _by_lang(data.get("questions"), "questions")
+    answers = _by_lang(data.get("answers"), "answers")
+    for key, value in data.items():
+        head, _, lang = str(key).rpartition("_")
+        if head in ("question", "answer") and LANG_CODE.match(lang) and value not in (None, ""):
+            (questions if head == "question" else answers)[lang] = value
+    langs = sorted(set(questions) | set(answers))
+    if not langs:
+        return ()
+    if kind != "faq":
+        raise EntryError("only FAQ entries have translations")
+    if len(langs) > MAX_TRANSLATIONS:
+        raise EntryError(f"more than {MAX_TRANSLATIONS} translations")
+    out = []
+    for lang in langs:
+        if not LANG_CODE.match(lang):
+            raise EntryError(f"not a two-letter language code: {lang!r} (like en, zh)")
+        question = _text(questions.get(lang), f"question_{lang}", MAX_QUESTION, required=False) or None
+        answer = _text(answers.get(lang), f"answer_{lang}", MAX_ANSWER, required=False) or None
+        if question or answer:
+            out.append(Translation(lang, question, answer))
+    return tuple(out)
+
+
 def make_entry(data: dict[str, Any], *, kind: Kind = "faq", origin: str = "admin", source: str | None = None) -> Entry:
     """Validate a row (``question``, ``answer``, ``similar_questions``, ``category``, ``valid_from``,
-    ``valid_to``, optional ``id``) into an :class:`Entry`; raise :class:`EntryError` otherwise."""
+    ``valid_to``, optional ``id``, translations as ``questions``/``answers`` objects or ``question_<lang>``/
+    ``answer_<lang>`` fields) into an :class:`Entry`; raise :class:`EntryError` otherwise."""
     question = _text(data.get("question"), "question", MAX_QUESTION, required=True)
     answer = _text(data.get("answer"), "answer", MAX_ANSWER, required=True)
+    translations = _translations(data, kind)
     similar = _similar(data.get("similar_questions"), question)
     category = _text(data.get("category"), "category", MAX_CATEGORY, required=False) or None
     valid_from = parse_when(data.get("valid_from"), end=False)
@@ -151,7 +217,25 @@ def make_entry(data: dict[str, Any], *, kind: Kind = "faq", origin: str = "admin
         valid_to=valid_to,
         origin=origin,
         source=source,
+        translations=translations,
     )
+
+
+def translations_json(translations: tuple[Translation, ...]) -> dict[str, dict[str, str]]:
+    """``{"questions": {lang: …}, "answers": {lang: …}}`` (only the parts present)."""
+    out: dict[str, dict[str, str]] = {}
+    for t in translations:
+        if t.question:
+            out.setdefault("questions", {})[t.lang] = t.question
+        if t.answer:
+            out.setdefault("answers", {})[t.lang] = t.answer
+    return out
+
+
+def translations_from_json(data: dict[str, Any]) -> tuple[Translation, ...]:
+    """The inverse of :func:`translations_json` (stored rows, already validated)."""
+    questions, answers = data.get("questions") or {}, data.get("answers") or {}
+    return tuple(Translation(lang, questions.get(lang), answers.get(lang)) for lang in sorted({*questions, *answers}))
 
 
 def entry_json(entry: Entry) -> dict[str, Any]:
@@ -166,4 +250,6 @@ def entry_json(entry: Entry) -> dict[str, Any]:
         "valid_from": entry.valid_from.isoformat() if entry.valid_from else None,
         "valid_to": entry.valid_to.isoformat() if entry.valid_to else None,
         "origin": entry.origin,
+        "questions": translations_json(entry.translations).get("questions", {}),
+        "answers": translations_json(entry.translations).get("answers", {}),
     }

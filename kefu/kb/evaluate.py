@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kefu.kb.confidence import Thresholds, certainty
 from kefu.kb.entries import Entry
 from kefu.kb.knowledge import Confidence
 from kefu.text.index import Match
@@ -49,6 +50,7 @@ class QueryOutcome:
     ranked_questions: tuple[str, ...]
     scores: tuple[float, ...]
     confidence: Confidence
+    certainty: float = 0.0  # how likely the top FAQ entry is right (kefu.kb.confidence.certainty)
 
     @property
     def rank(self) -> int | None:
@@ -155,6 +157,7 @@ async def run(cases: Sequence[Case], entries: Sequence[Entry], search: Searcher)
                 ranked_questions=tuple(m.entry.question for m in faqs),
                 scores=tuple(m.score for m in faqs),
                 confidence=confidence,
+                certainty=round(certainty(faqs), 4),
             )
         )
     return outcomes
@@ -209,42 +212,53 @@ def report(outcomes: Sequence[QueryOutcome]) -> Report:
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """One candidate (high, margin) and what it would do on the eval set."""
+    """One candidate (high, margin, direct) and what it would do on the eval set."""
 
     high: float
     margin: float
     direct_accuracy: float
     wrong_answer_rate: float
     false_answer_rate: float
+    direct: float = 0.0  # least certainty (0: score and margin alone)
 
 
 def calibrate(
-    outcomes: Sequence[QueryOutcome], *, max_false: float = 0.05, max_wrong: float = 0.03
+    outcomes: Sequence[QueryOutcome],
+    *,
+    max_false: float = 0.05,
+    max_wrong: float = 0.03,
+    thresholds: Thresholds = Thresholds(),
 ) -> tuple[list[Calibration], Calibration | None]:
-    """Sweep the ``high`` threshold and margin; the best is the most direct answers within the limits."""
+    """Sweep the certainty a direct answer needs (``KEFU_KB_CONFIDENCE_DIRECT``) at the given score floor and
+    margin, and the score floor and margin alone (``direct`` = 0); the best is the most direct answers within
+    the limits (ties: the stricter setting)."""
     answerable = [o for o in outcomes if o.expected_id is not None]
     none = [o for o in outcomes if o.expected_id is None]
+    candidates = [(thresholds.high, thresholds.margin, d / 100) for d in range(50, 100, 1)]
+    candidates += [
+        (high / 100, margin, 0.0) for high in range(20, 96, 2) for margin in (0.0, 0.02, 0.03, 0.05, 0.08, 0.12)
+    ]
     grid = []
     best: Calibration | None = None
-    for high in [x / 100 for x in range(20, 96, 2)]:
-        for margin in (0.0, 0.02, 0.03, 0.05, 0.08, 0.12):
+    for high, margin, direct in candidates:
 
-            def answers(o: QueryOutcome, high: float = high, margin: float = margin) -> bool:
-                if not o.scores:
-                    return False
-                runner_up = o.scores[1] if len(o.scores) > 1 else 0.0
-                return o.scores[0] >= high and o.scores[0] - runner_up >= margin
+        def answers(o: QueryOutcome, high: float = high, margin: float = margin, direct: float = direct) -> bool:
+            if not o.scores:
+                return False
+            runner_up = o.scores[1] if len(o.scores) > 1 else 0.0
+            return o.scores[0] >= high and o.scores[0] - runner_up >= margin and o.certainty >= direct
 
-            n = max(1, len(answerable))
-            row = Calibration(
-                high=high,
-                margin=margin,
-                direct_accuracy=round(sum(answers(o) and o.ranked[0] == o.expected_id for o in answerable) / n, 4),
-                wrong_answer_rate=round(sum(answers(o) and o.ranked[0] != o.expected_id for o in answerable) / n, 4),
-                false_answer_rate=round(sum(answers(o) for o in none) / max(1, len(none)), 4),
-            )
-            grid.append(row)
-            within = row.false_answer_rate <= max_false and row.wrong_answer_rate <= max_wrong
-            if within and (best is None or row.direct_accuracy > best.direct_accuracy):
-                best = row
+        n = max(1, len(answerable))
+        row = Calibration(
+            high=high,
+            margin=margin,
+            direct_accuracy=round(sum(answers(o) and o.ranked[0] == o.expected_id for o in answerable) / n, 4),
+            wrong_answer_rate=round(sum(answers(o) and o.ranked[0] != o.expected_id for o in answerable) / n, 4),
+            false_answer_rate=round(sum(answers(o) for o in none) / max(1, len(none)), 4),
+            direct=direct,
+        )
+        grid.append(row)
+        within = row.false_answer_rate <= max_false and row.wrong_answer_rate <= max_wrong
+        if within and (best is None or row.direct_accuracy > best.direct_accuracy):
+            best = row
     return grid, best

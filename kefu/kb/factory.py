@@ -19,6 +19,7 @@ def kb_config(settings: Settings) -> KbConfig:
             high=settings.kb_confidence_high,
             medium=settings.kb_confidence_medium,
             margin=settings.kb_confidence_margin,
+            direct=settings.kb_confidence_direct,
         ),
         chunking=Chunking(
             size=settings.kb_chunk_chars, overlap=min(settings.kb_chunk_overlap, settings.kb_chunk_chars // 2)

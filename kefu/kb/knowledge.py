@@ -18,8 +18,8 @@ class KnowledgeHit:
     """One retrieved FAQ entry or document passage."""
 
     id: str
-    title: str  # the FAQ question, or the document section title
-    text: str  # the FAQ answer, or the passage
+    title: str  # the FAQ question, or the document section title (in the language asked for, if the entry has it)
+    text: str  # the FAQ answer, or the passage (likewise)
     score: float
     kind: Literal["faq", "doc"] = "faq"
 
@@ -57,8 +57,9 @@ class Knowledge(Protocol):
         """Changes whenever the content changes (answer caches key on it)."""
         ...
 
-    async def search(self, query: str, *, limit: int = 5) -> KnowledgeResult:
-        """Rank entries for ``query``."""
+    async def search(self, query: str, *, limit: int = 5, lang: str | None = None) -> KnowledgeResult:
+        """Rank entries for ``query``; titles, texts and suggestions in ``lang`` where an entry has that language
+        (else in the default language)."""
         ...
 
 
@@ -75,6 +76,6 @@ class NoKnowledge:
         """A constant version."""
         return "none"
 
-    async def search(self, query: str, *, limit: int = 5) -> KnowledgeResult:
+    async def search(self, query: str, *, limit: int = 5, lang: str | None = None) -> KnowledgeResult:
         """Always an empty, low-confidence result."""
         return KnowledgeResult()

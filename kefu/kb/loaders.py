@@ -1,5 +1,9 @@
 """FAQ files: CSV (``similar_questions`` separated by ``|``), JSONL (a list) and Markdown (``## question``).
 
+Translations (docs/kb.md): CSV columns ``question_en`` / ``answer_en``; JSONL ``questions: {en: …}`` /
+``answers: {en: …}`` (or the flat names); Markdown ``question_en: …`` under the heading and a ``### en`` section
+holding the English answer.
+
 Every loader returns the entries it could read and records each skipped row with its file and line in a
 :class:`~kefu.content.problems.LoadReport`. Column names may be English or the usual Chinese spreadsheet headers.
 """
@@ -53,8 +57,19 @@ _MD_META = {
     "valid_to": "valid_to",
     "失效时间": "valid_to",
 }
+_TRANSLATED = re.compile(r"^(question|answer|问题|答案)_([a-z]{2})$")
+_MD_LANG_HEADING = re.compile(r"^###\s+([a-z]{2})\s*$")  # "### en": the answer in English follows
 _MD_META_LINE = re.compile(r"^\s*([A-Za-z_\u4e00-\u9fff]+)\s*[:：]\s*(.*)$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+
+
+def _column(header: str) -> str | None:
+    """The field a column holds: a known name or alias, or a translation (``answer_en``, ``答案_en``)."""
+    name = header.strip().lower()
+    translated = _TRANSLATED.match(name)
+    if translated:
+        return f"{_ALIASES[translated.group(1)]}_{translated.group(2)}"
+    return _ALIASES.get(name)
 
 
 def read_text(path: Path, report: LoadReport) -> str | None:
@@ -106,7 +121,7 @@ def load_csv(path: Path, report: LoadReport, *, origin: str) -> list[Entry]:
     except csv.Error as exc:
         report.skip(path, 1, f"CSV syntax error in the header row: {exc}")
         return []
-    columns = [_ALIASES.get(h.strip().lower()) for h in header]
+    columns = [_column(h) for h in header]
     missing = [f for f in ("question", "answer") if f not in columns]
     if missing:
         found = ", ".join(h.strip() for h in header) or "nothing"
@@ -156,7 +171,7 @@ def load_jsonl(path: Path, report: LoadReport, *, origin: str) -> list[Entry]:
         if not isinstance(obj, dict):
             report.skip(path, number, "each line must be a JSON object")
             continue
-        row = {_ALIASES.get(str(k).lower(), str(k)): v for k, v in obj.items()}
+        row = {_column(str(k)) or str(k): v for k, v in obj.items()}
         entry = _entry(row, path, number, origin, report)
         if entry is not None:
             entries.append(entry)
@@ -174,10 +189,15 @@ def load_markdown_faq(path: Path, report: LoadReport, *, origin: str) -> list[En
     current: dict[str, Any] | None = None
     body: list[str] = []
     in_meta = False
+    translated: dict[str, list[str]] = {}  # "### en" sections: the answer in another language
+    into = body
 
     def finish() -> None:
         if current is None:
             return
+        answers = current.setdefault("answers", {})
+        for lang, lines in translated.items():
+            answers[lang] = "\n".join(lines).strip()
         current["answer"] = "\n".join(body).strip()
         entry = _entry(current, path, current.pop("_line"), origin, report)
         if entry is not None:
@@ -187,7 +207,8 @@ def load_markdown_faq(path: Path, report: LoadReport, *, origin: str) -> list[En
         heading = _HEADING.match(line)
         if heading and len(heading.group(1)) <= 2:
             finish()
-            current, body, in_meta = None, [], False
+            current, body, in_meta, translated = None, [], False, {}
+            into = body
             if len(heading.group(1)) == 1:
                 category = heading.group(2) or None
             else:
@@ -196,8 +217,14 @@ def load_markdown_faq(path: Path, report: LoadReport, *, origin: str) -> list[En
             continue
         if current is None:
             continue
+        lang_heading = _MD_LANG_HEADING.match(line)
+        if lang_heading:
+            in_meta = False
+            into = translated.setdefault(lang_heading.group(1), [])
+            continue
         meta = _MD_META_LINE.match(line) if in_meta else None
-        key = _MD_META.get(meta.group(1).lower()) if meta else None
+        key = _column(meta.group(1)) if meta and _TRANSLATED.match(meta.group(1).lower()) else None
+        key = key or (_MD_META.get(meta.group(1).lower()) if meta else None)
         if meta and key:
             value = meta.group(2).strip()
             current[key] = [v.strip() for v in value.split("|")] if key == "similar_questions" else value
@@ -205,7 +232,7 @@ def load_markdown_faq(path: Path, report: LoadReport, *, origin: str) -> list[En
         if in_meta and not line.strip() and not body:
             continue
         in_meta = False
-        body.append(line)
+        into.append(line)
     finish()
     return entries
 

@@ -34,6 +34,9 @@ from kefu.text.lexicon import Lexicon
 
 log = get_logger("kefu.kb")
 QUERY_EMBED_TIMEOUT = 2.0
+# The knowledge base's scoring: the answer counts more than in the index's defaults (a small shop writes its
+# vocabulary in the answer, not in similar questions) and the n-gram channel is on (docs/benchmarks.md, 13).
+KB_WEIGHTS = Weights(answer=0.3, ngram=0.3, ngram_answer=0.4)
 RELATIVE_FLOOR = 0.5  # hits scoring under half the best one are not handed to the engine
 # A short query over at most this many entries is searched on the event loop; otherwise in a thread.
 INLINE_MAX_ENTRIES = 2000
@@ -46,7 +49,7 @@ class KbConfig:
     bot_dir: Path
     thresholds: Thresholds = field(default_factory=Thresholds)
     chunking: Chunking = field(default_factory=Chunking)
-    weights: Weights = field(default_factory=Weights)
+    weights: Weights = KB_WEIGHTS
     refresh_seconds: float = 5.0
     hit_floor: float = 0.2  # hits below this score are not handed to the engine
 
@@ -95,8 +98,8 @@ class KnowledgeBase:
         number = self._built.version if self._built else 0
         return f"{number}-{self.lexicon.fingerprint[:8] or 'none'}"
 
-    async def search(self, query: str, *, limit: int = 5) -> KnowledgeResult:
-        """Ranked hits, confidence and suggestions for the engine."""
+    async def search(self, query: str, *, limit: int = 5, lang: str | None = None) -> KnowledgeResult:
+        """Ranked hits, confidence and suggestions for the engine (in ``lang`` where an entry has it)."""
         found = await self.explain(query, limit=max(limit, 10))
         best = found.matches[0].score if found.matches else 0.0
         floor = max(self.config.hit_floor, best * RELATIVE_FLOOR)
@@ -107,12 +110,16 @@ class KnowledgeBase:
         return KnowledgeResult(
             hits=tuple(
                 KnowledgeHit(
-                    id=m.entry.id, title=m.entry.question, text=m.entry.answer, score=m.score, kind=m.entry.kind
+                    id=m.entry.id,
+                    title=m.entry.question_in(lang),
+                    text=m.entry.answer_in(lang),
+                    score=m.score,
+                    kind=m.entry.kind,
                 )
                 for m in hits[:limit]
             ),
             confidence=found.confidence,
-            suggestions=tuple(m.entry.question for m in found.suggestions),
+            suggestions=tuple(m.entry.question_in(lang) for m in found.suggestions),
         )
 
     # --- searching -------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kefu.kb.entries import Entry
+from kefu.kb.entries import Entry, translations_from_json, translations_json
 from kefu.store.kb_models import BOT_FINGERPRINT, VERSION, KbEntryRow, KbMetaRow
 
 ENTRIES = cast(Table, KbEntryRow.__table__)
@@ -28,6 +28,7 @@ _ENTRY_COLUMNS = (
     ENTRIES.c.question,
     ENTRIES.c.answer,
     ENTRIES.c.similar,
+    ENTRIES.c.translations,
     ENTRIES.c.category,
     ENTRIES.c.valid_from,
     ENTRIES.c.valid_to,
@@ -76,6 +77,7 @@ def _entry(row: Any) -> Entry:
         question=row.question,
         answer=row.answer,
         similar=tuple(json.loads(row.similar)),
+        translations=translations_from_json(json.loads(row.translations)) if row.translations else (),
         category=row.category,
         valid_from=row.valid_from,
         valid_to=row.valid_to,
@@ -91,6 +93,9 @@ def _values(entry: Entry, now: datetime) -> dict[str, Any]:
         "question": entry.question,
         "answer": entry.answer,
         "similar": json.dumps(list(entry.similar), ensure_ascii=False),
+        "translations": json.dumps(translations_json(entry.translations), ensure_ascii=False)
+        if entry.translations
+        else None,
         "category": entry.category,
         "valid_from": entry.valid_from,
         "valid_to": entry.valid_to,

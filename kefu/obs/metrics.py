@@ -183,6 +183,13 @@ class Metrics:
             ["flow", "status"],
             registry=self.registry,
         )
+        self.flow_slot_reads = Counter(
+            "kefu_flow_slot_reads_total",
+            "Slot answers the flow's rules could not read, sent to the model, by result: value (then validated by the "
+            "slot's rules), none, malformed, error, timeout, over_budget.",
+            ["result"],
+            registry=self.registry,
+        )
         # --- end flows ---
 
         # --- tools (kefu.tools) ---

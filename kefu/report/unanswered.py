@@ -54,8 +54,8 @@ class Classifier:
 
     def __init__(self, texts: CannedTexts | None = None) -> None:
         both = [texts or CannedTexts(), CannedTexts()]
-        self._apologies = tuple({t.apology[:APOLOGY_PREFIX_CHARS] for t in both if t.apology})
-        self._intros = tuple({t.suggest_intro.strip() for t in both if t.suggest_intro.strip()})
+        self._apologies = tuple({a[:APOLOGY_PREFIX_CHARS] for t in both for a in t.variants("apology") if a})
+        self._intros = tuple({i.strip() for t in both for i in t.variants("suggest_intro") if i.strip()})
 
     def kind(self, answer: Msg) -> str | None:
         """``apology`` | ``suggestions`` | ``kb`` for a fallback answer, None for any other answer."""

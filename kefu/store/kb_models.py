@@ -29,6 +29,7 @@ class KbEntryRow(Base):
     question: Mapped[str] = mapped_column(Text())
     answer: Mapped[str] = mapped_column(Text())
     similar: Mapped[str] = mapped_column(Text())  # JSON list of texts
+    translations: Mapped[str | None] = mapped_column(Text())  # JSON {"questions": {lang: …}, "answers": {…}}
     category: Mapped[str | None] = mapped_column(String(64))
     valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
     valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -10,7 +10,10 @@ and one answer text (a passage: its text). For a query:
    channel and averaged across channels. 1.0 means "the same question", so the confidence thresholds mean the
    same thing for every bot;
 3. an entry's score is its best variant (field weight for similar questions) plus a share of how much of the
-   query its answer covers; BM25 orders entries whose scores tie.
+   query its answer covers; BM25 orders entries whose scores tie;
+4. with ``Weights.ngram`` > 0 (the knowledge base), a share of the score is the cosine of the query and the entry
+   in a character n-gram TF-IDF space (:mod:`kefu.text.ngrams`: questions plus the answer at a lower weight), and
+   the entries nearest in that space are candidates too — graded where word coverage is all or nothing.
 
 Built once, never mutated: a rebuild makes a new :class:`Index` and swaps it in, so searches in flight keep the
 one they started with.
@@ -33,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kefu.text.analyzer import CHANNELS, Analyzer, Terms, pinyin_keys, stem
+from kefu.text.ngrams import NgramCounts, NgramSpace, grams
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -79,6 +83,11 @@ class Weights:
     answer: float = 0.2  # share of the score from the answer covering the query
     doc_passage: float = 0.7  # for document passages: share from the passage (rest: its title)
     bm25: float = 0.05  # tie-breaker weight of BM25 (normalised by the best candidate)
+    # Share of the score from the character n-gram TF-IDF cosine (kefu.text.ngrams); 0 builds no n-gram space.
+    # The knowledge base turns it on (kefu.kb.service.KB_WEIGHTS); flow triggers keep it off.
+    ngram: float = 0.0
+    ngram_answer: float = 0.4  # weight of the answer's grams in an entry's n-gram vector (questions: 1)
+    ngram_candidates: int = 20  # entries the n-gram channel adds as candidates (best cosine first)
     rrf_k: int = 60  # reciprocal-rank-fusion constant when dense retrieval is on
     candidates: int = 256  # question variants (by BM25) scored in full per query
 
@@ -92,6 +101,12 @@ class Match(Generic[E]):
     field: str  # question | similar | title | answer | dense
     text: str  # the question / similar question / title that matched best
     dense: float | None = None
+    # Share of the query's idf weight (words, character pairs) found anywhere in the entry — its questions or its
+    # answer: a query word the entry never mentions is a sign the query asks something else.
+    cover: tuple[float, float] = (1.0, 1.0)
+    words: int = 0  # content words in the query (after synonyms and stopwords)
+    ngram: float = 0.0  # cosine of the query and the entry in the character n-gram TF-IDF space
+    lexical: float | None = None  # the score before the n-gram channel's share (None: the same as ``score``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +206,7 @@ class Index(Generic[E]):
         var_field: list[int] = []
         self.var_text: list[str] = []
         ans_docs: list[list[int]] = []
+        gram_counts = NgramCounts()
 
         def ids(terms: Terms) -> list[int]:
             out = []
@@ -204,12 +220,21 @@ class Index(Generic[E]):
 
         for e, entry in enumerate(self.entries):
             texts = [(entry.question, 2 if entry.kind == "doc" else 0)] + [(s, 1) for s in entry.similar]
+            parts: list[tuple[list[str], float]] = []
             for text, field in texts:
-                var_docs.append(ids(analyzer.terms(text)))
+                terms = analyzer.terms(text)
+                var_docs.append(ids(terms))
                 var_entry.append(e)
                 var_field.append(field)
                 self.var_text.append(text)
-            ans_docs.append(ids(self._answer_terms(entry)))
+                if weights.ngram > 0:
+                    parts.append((grams(terms.words), 1.0))
+            answer = self._answer_terms(entry)
+            ans_docs.append(ids(answer))
+            if weights.ngram > 0:
+                parts.append((grams(answer.words), weights.ngram_answer))
+            gram_counts.add(parts)
+        self.ngrams = NgramSpace(gram_counts)
         self.channel = np.asarray(channels, dtype=np.int64)
         n = max(1, len(self.entries))
         self.var_entry = np.asarray(var_entry, dtype=np.int64)
@@ -226,6 +251,10 @@ class Index(Generic[E]):
         self.questions = _Postings.build(var_docs, dict(self.vocab), self.idf_q, self.channel)
         self.answers = _Postings.build(ans_docs, dict(self.vocab), self.idf_a, self.channel)
         self.first_variant = np.searchsorted(self.var_entry, np.arange(len(self.entries)))
+        self._entry_terms = [
+            np.union1d(q_ids, np.asarray(a_ids, dtype=np.int64)).astype(np.int32)
+            for q_ids, a_ids in zip(_per_entry(var_docs, var_entry, len(self.entries)), ans_docs, strict=True)
+        ]
         self.is_doc = np.asarray([e.kind == "doc" for e in self.entries], dtype=bool)
         self._pinyin = self._pinyin_words(df_q + df_a)
         self._valid_from = np.asarray([e.valid_from.timestamp() if e.valid_from else -np.inf for e in self.entries])
@@ -235,7 +264,7 @@ class Index(Generic[E]):
         # computed for, so an entry that starts or ends in between is never missed or kept.
         finite = {float(t) for t in (*self._valid_from, *self._valid_to) if np.isfinite(t)}
         self._bounds = sorted(finite)
-        self._memo: dict[tuple[frozenset[str], int], tuple[float, float, tuple[Match[E], ...]]] = {}
+        self._memo: dict[tuple[frozenset[str], tuple[str, ...], int], tuple[float, float, tuple[Match[E], ...]]] = {}
         self.vectors: npt.NDArray[np.float32] | None = None
 
     def _answer_terms(self, entry: E) -> Terms:
@@ -289,15 +318,17 @@ class Index(Generic[E]):
         """Entries ranked for ``query`` (best first, at most ``limit``), valid at ``now``."""
         if not self.entries:
             return []
-        terms = self.query_terms(query).all()
+        analysed = self.query_terms(query)
+        terms = analysed.all()
+        query_grams = grams(analysed.words) if self.weights.ngram > 0 else []
         if vector is not None:
-            return self._search(terms, limit=limit, now=now, vector=vector)
-        key = (frozenset(terms), limit)
+            return self._search(terms, query_grams, limit=limit, now=now, vector=vector)
+        key = (frozenset(terms), tuple(analysed.words), limit)
         stamp = now.timestamp()
         hit = self._memo.get(key)
         if hit is not None and hit[0] <= stamp < hit[1]:
             return list(hit[2])
-        found = self._search(terms, limit=limit, now=now, vector=None)
+        found = self._search(terms, query_grams, limit=limit, now=now, vector=None)
         if len(self._memo) >= MEMO_SIZE:
             self._memo.clear()
         i = bisect.bisect_right(self._bounds, stamp)
@@ -307,7 +338,13 @@ class Index(Generic[E]):
         return found
 
     def _search(
-        self, terms: list[str], *, limit: int, now: datetime, vector: npt.NDArray[np.float32] | None
+        self,
+        terms: list[str],
+        query_grams: list[str],
+        *,
+        limit: int,
+        now: datetime,
+        vector: npt.NDArray[np.float32] | None,
     ) -> list[Match[E]]:
         w = self.weights
         known = sorted({self.vocab[t] for t in terms if t in self.vocab})
@@ -316,7 +353,8 @@ class Index(Generic[E]):
         for term in set(terms):
             tid = self.vocab.get(term)
             wanted[CHANNELS.index(term[0])] += self.idf_q[tid] if tid is not None else self.unknown_idf
-        if not ids.size and vector is None:
+        similarity = self.ngrams.similarity(query_grams)
+        if not ids.size and vector is None and not similarity.any():
             return []
         n = self.size
         cand, bm25, matched = self.questions.score(ids, self.idf_q, self.channel, w.candidates)
@@ -336,6 +374,10 @@ class Index(Generic[E]):
         if a_wanted > 0:
             a_recall[a_cand] = (a_matched[0] + a_matched[1]) / a_wanted
         entries = np.union1d(q_entries, a_cand)
+        if w.ngram > 0 and similarity.any():
+            k = min(w.ngram_candidates, n - 1)
+            near = np.argpartition(-similarity, k)[: k + 1] if n > k + 1 else np.arange(n)
+            entries = np.union1d(entries, near[similarity[near] > 0])
         dense = self._dense(vector) if vector is not None else None
         if dense is not None:
             entries = np.union1d(entries, np.argsort(-dense, kind="stable")[:50])
@@ -344,14 +386,22 @@ class Index(Generic[E]):
         share = np.where(self.is_doc[entries], w.doc_passage, w.answer)
         score = np.zeros(n)
         score[entries] = (1 - share) * q_score[entries] + share * a_recall[entries]
+        lexical = score.copy()
+        score[entries] = (1 - w.ngram) * score[entries] + w.ngram * similarity[entries]
         if not entries.size:
             return []
         order = entries[np.lexsort((-tie_break[entries], -np.round(score[entries], 2)))]
         if dense is not None:
             order = self._fuse(order, entries, dense)
+        cover_ids, cover_idf, cover_channel, cover_total = self._cover_terms(terms)
+        n_words = sum(term.startswith("w:") for term in terms)
         out = []
         for e in order[:limit]:
             v = int(best_variant[e])
+            held = self._entry_terms[e]  # sorted
+            at = np.minimum(np.searchsorted(held, cover_ids), max(held.size - 1, 0))
+            inside = held[at] == cover_ids if held.size else np.zeros(cover_ids.size, dtype=bool)
+            found = np.bincount(cover_channel[inside], weights=cover_idf[inside], minlength=2)
             field = FIELD_NAMES[int(self.var_field[v])] if q_score[e] > 0 else "answer"
             out.append(
                 Match(
@@ -360,9 +410,36 @@ class Index(Generic[E]):
                     field=field if score[e] > 0 else "dense",
                     text=self.var_text[v],
                     dense=None if dense is None else round(float(dense[e]), 4),
+                    cover=(round(float(found[0] / cover_total[0]), 4), round(float(found[1] / cover_total[1]), 4)),
+                    words=n_words,
+                    ngram=round(float(similarity[e]), 4),
+                    lexical=round(float(lexical[e]), 4),
                 )
             )
         return out
+
+    def _cover_terms(self, terms: list[str]) -> tuple[IntArray, FloatArray, IntArray, FloatArray]:
+        """The query's known word and character terms (ids, idf, channel 0/1) and the total idf per channel,
+        unknown terms included (a word no entry has is uncovered everywhere)."""
+        ids, idf, channel = [], [], []
+        total = np.full(2, 1e-9)
+        for term in set(terms):
+            c = CHANNELS.index(term[0])
+            if c > 1:
+                continue
+            tid = self.vocab.get(term)
+            weight = self.idf_q[tid] if tid is not None else self.unknown_idf
+            total[c] += weight
+            if tid is not None:
+                ids.append(tid)
+                idf.append(weight)
+                channel.append(c)
+        return (
+            np.asarray(ids, dtype=np.int32),
+            np.asarray(idf, dtype=np.float64),
+            np.asarray(channel, dtype=np.int64),
+            total,
+        )
 
     def _dense(self, vector: npt.NDArray[np.float32]) -> FloatArray | None:
         if self.vectors is None:

@@ -7,6 +7,10 @@
 
 Lines starting with ``#`` are comments. Problems are reported (file and line), never fatal: to any
 :class:`Findings` (callers pass a :class:`kefu.content.problems.LoadReport`).
+
+Under every bot's files lies kefu's generic e-commerce layer (``kefu/text/data/commerce_*.txt``: the words,
+synonyms and filler every Chinese shop shares), so an empty bot directory still reads 邮费 as 运费 and ``fapiao``
+as 发票. The bot's files extend or override it (:func:`layered`).
 """
 
 from __future__ import annotations
@@ -14,10 +18,19 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+from kefu.text.normalize import has_cjk
+
 _SPLIT = re.compile(r"[,，、;；]")
+COMMERCE_DIR = Path(__file__).parent / "data"
+COMMERCE_FILES = {
+    "dictionary": "commerce_dictionary.txt",
+    "synonyms": "commerce_synonyms.txt",
+    "stopwords": "commerce_stopwords.txt",
+}
 
 
 class Findings(Protocol):
@@ -135,10 +148,49 @@ def parse_stopwords(path: Path) -> list[str]:
     return [line for _, line in _lines(path)]
 
 
-def load_lexicon(kb_dir: Path, report: Findings | None = None) -> Lexicon:
-    """The lexicon from ``kb_dir`` (missing files are simply empty)."""
+def read_lexicon(kb_dir: Path, report: Findings | None = None, *, names: dict[str, str] | None = None) -> Lexicon:
+    """The lexicon of the files in ``kb_dir`` alone (missing files are simply empty)."""
     report = report if report is not None else _Discard()
-    words = parse_dictionary(kb_dir / "dictionary.txt", report)
-    synonyms = parse_synonyms(kb_dir / "synonyms.txt", report)
-    stopwords = parse_stopwords(kb_dir / "stopwords.txt")
+    files = names or {"dictionary": "dictionary.txt", "synonyms": "synonyms.txt", "stopwords": "stopwords.txt"}
+    words = parse_dictionary(kb_dir / files["dictionary"], report)
+    synonyms = parse_synonyms(kb_dir / files["synonyms"], report)
+    stopwords = parse_stopwords(kb_dir / files["stopwords"])
     return Lexicon.build(tuple(words), tuple(synonyms), tuple(stopwords))
+
+
+@lru_cache(maxsize=1)
+def commerce_lexicon() -> Lexicon:
+    """kefu's generic e-commerce layer (shipped with the package)."""
+    return read_lexicon(COMMERCE_DIR, names=COMMERCE_FILES)
+
+
+def layered(base: Lexicon, own: Lexicon) -> Lexicon:
+    """``own`` over ``base``: the bot's words, synonyms and stopwords win where they meet the base layer's.
+
+    A base synonym group whose canonical word the bot maps (as a term or as its own canonical word) joins the
+    bot's group; any term the bot maps itself keeps the bot's meaning; a base stopword the bot uses as a word or
+    synonym is a word again."""
+    mapped: dict[str, str] = {}
+    for term, canonical in own.synonyms:
+        mapped.setdefault(term.casefold(), canonical)
+        mapped.setdefault(canonical.casefold(), canonical)
+    groups: dict[str, list[str]] = {}
+    for term, canonical in base.synonyms:
+        groups.setdefault(canonical, []).append(term)
+    joined: list[tuple[str, str]] = []
+    for canonical, terms in groups.items():
+        target = mapped.get(canonical.casefold(), canonical)
+        expansion = " " in canonical and has_cjk(canonical)  # "花呗 => 花呗 分期" adds a word, it is no term
+        for term in terms if expansion else [canonical, *terms]:
+            if term.casefold() not in mapped and term != target:
+                joined.append((term, target))
+    used = {w.word for w in own.words} | {t for pair in own.synonyms for t in pair}
+    stopwords = tuple(w for w in base.stopwords if w not in used) + own.stopwords
+    return Lexicon.build(base.words + own.words, own.synonyms + tuple(joined), stopwords)
+
+
+def load_lexicon(kb_dir: Path, report: Findings | None = None, *, base: bool = True) -> Lexicon:
+    """The bot's lexicon from ``kb_dir`` (missing files are simply empty) over the generic e-commerce layer
+    (``base=False``: the bot's files alone)."""
+    own = read_lexicon(kb_dir, report)
+    return layered(commerce_lexicon(), own) if base else own

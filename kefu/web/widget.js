@@ -59,6 +59,7 @@
       newChatDone: "已开始新对话",
       greeting: "您好！我是客服助手，有什么可以帮您？",
       suggestions: "常见问题",
+      didYouMean: "您是不是想问",
       you: "我说",
       bot: "客服说",
       typing: "客服正在输入…",
@@ -120,6 +121,7 @@
       newChatDone: "Started a new conversation",
       greeting: "Hello! I'm the shop assistant. How can I help?",
       suggestions: "Common questions",
+      didYouMean: "Did you mean",
       you: "You said",
       bot: "Assistant said",
       typing: "The assistant is typing…",
@@ -851,6 +853,21 @@
         this.extra.append(h("p", { class: "note", text: t(state === "failed" ? "failedNote" : "interrupted") }));
       }
     }
+    /** "Did you mean" questions as buttons (tapping one asks it) instead of the answer's "- question" lines. */
+    suggest(questions) {
+      const listed = new Set(questions.map((q) => "- " + q.trim()));
+      this.target = this.target
+        .split("\n")
+        .filter((line) => !listed.has(line.trim()))
+        .join("\n")
+        .trimEnd();
+      this.flush();
+      const group = h("div", { class: "suggest", role: "group", "aria-label": t("didYouMean") });
+      for (const text of questions) {
+        group.append(h("button", { type: "button", class: "chip", text, onclick: () => send(text) }));
+      }
+      this.extra.append(group);
+    }
     reconnecting(on) {
       this.el.toggleAttribute("data-reconnecting", on);
       const note = this.extra.querySelector(".reconnecting");
@@ -1179,6 +1196,10 @@
       if (done && done.source === "human" && !turn.text) turn.view.el.remove();
       else if (done && done.handoff_offered) {
         turn.view.extra.append(offerButton());
+        scrollDown();
+      }
+      if (done && Array.isArray(done.suggestions) && done.suggestions.length) {
+        turn.view.suggest(done.suggestions.map(String));
         scrollDown();
       }
       if (chat.turn === turn) {

@@ -7,6 +7,7 @@ import time
 
 import httpx
 
+from kefu.bot.texts import CannedTexts
 from tests.support import MockLLM, SSEEvent, answer_text, auth, chat, iter_sse
 
 SLOW = {"tps": 40, "tokens": 60, "chunk_chars": 2}
@@ -89,7 +90,7 @@ def test_chat_upstream_429_before_text_gives_degraded_answer_not_white_screen(
     client: httpx.Client, fresh_mock: MockLLM
 ) -> None:
     fresh_mock.script({"fail": "429", "retry_after": 1}, {"fail": "429", "retry_after": 1}, {"fail": "429"})
-    events = chat(client, "erin", "你好")
+    events = chat(client, "erin", "讲个笑话吧")
     assert [e.event for e in events][0] == "session" and events[-1].event == "done"
     assert events[-1].data["source"] == "fallback" and events[-1].data["model"] is None
     assert events[-1].data["handoff_offered"] is True
@@ -101,6 +102,15 @@ def test_chat_upstream_429_before_text_gives_degraded_answer_not_white_screen(
         ("assistant", "complete", "fallback"),
     ]
     assert 'code="upstream_rate_limited"' in client.get("/metrics").text
+
+
+def test_chat_greeting_while_the_provider_answers_429_gets_the_bots_greeting(
+    client: httpx.Client, fresh_mock: MockLLM
+) -> None:
+    fresh_mock.script({"fail": "429", "retry_after": 1}, {"fail": "429", "retry_after": 1}, {"fail": "429"})
+    events = chat(client, "erin2", "在吗")
+    assert events[-1].event == "done" and events[-1].data["source"] == "smalltalk"
+    assert answer_text(events) == CannedTexts().text("smalltalk_greeting", "zh")
 
 
 def test_chat_provider_rejecting_stream_options_still_answers(client: httpx.Client, fresh_mock: MockLLM) -> None:

@@ -36,6 +36,17 @@ def say(http: httpx.Client, user: str, text: str, session: str | None) -> tuple[
     return answer_text(events), done_of(events), events[0].data["session_id"]
 
 
+def test_bare_order_number_offers_its_flows_as_suggestions(make_server: Make) -> None:
+    server = demo_server(make_server)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        text, done, sid = say(http, "shopper-offer", "DD20261105002", None)
+        assert "DD20261105002" in text
+        assert "查物流" in done["suggestions"] and len(done["suggestions"]) >= 2
+        text, done, _ = say(http, "shopper-offer", "查物流", sid)  # a tapped suggestion starts that flow, order filled
+        assert done["flow"] == {"name": "order_status", "status": "running"}
+        assert "后四位" in text or "后 4 位" in text
+
+
 def test_flow_order_status_completes_over_http_and_is_stored(make_server: Make) -> None:
     server = demo_server(make_server)
     with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -84,7 +95,7 @@ def test_flow_started_by_the_model_with_its_extracted_slots(make_server: Make, m
     call = {"name": "start_flow_order_status", "arguments": {"order_id": "DD20261105002", "phone_last4": "12"}}
     mock_llm.script({"tool_calls": [call]})
     with httpx.Client(base_url=server.url, timeout=30) as http:
-        text, done, sid = say(http, "shopper-3", "帮我看看这个单子咋样了", None)
+        text, done, sid = say(http, "shopper-3", "麻烦处理一下我之前说的事", None)  # vague: the rules start nothing
         assert done["source"] == "flow" and done["flow"]["name"] == "order_status"
         assert done["model"] == "mock-chat"
         # The model's order id passed the slot rules; its "12" is no phone suffix, so kefu asks for it.
@@ -180,7 +191,7 @@ def test_flow_tool_arguments_never_take_the_user_id_from_the_model(make_server: 
     call = {"name": "start_flow_order_status", "arguments": {"order_id": "DD20261105002", "user_id": "victim"}}
     mock_llm.script({"tool_calls": [call]})
     with httpx.Client(base_url=server.url, timeout=30) as http:
-        _, done, sid = say(http, "attacker", "看看单子" + "", None)
+        _, done, sid = say(http, "attacker", "那个事怎么样了", None)
         assert done["source"] == "flow"
         _, done, _ = say(http, "attacker", "1234", sid)
     log = server.stop()

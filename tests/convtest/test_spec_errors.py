@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from kefu.config import DEMO_BOT_DIR
 from kefu.convtest.spec import SpecError, parse
 from tests.convtest.support import run_kefu_test
 
@@ -97,7 +98,7 @@ def test_cli_spec_error_exits_2_before_running_anything(tmp_path: Path) -> None:
 def test_cli_unknown_stub_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "stub.yaml"
     path.write_text("stubs:\n  track_parcle: {ok: false, error: unavailable}\n" + GOOD, encoding="utf-8")
-    report = run_kefu_test(path, cwd=tmp_path)
+    report = run_kefu_test(path, "--bot-dir", DEMO_BOT_DIR, cwd=tmp_path)
     assert report.returncode == 2
     assert "stub(s) ['track_parcle'] name no tool of the bot" in report.stderr
     assert "track_parcel" in report.stderr  # the tools it does have are listed

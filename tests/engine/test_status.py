@@ -47,7 +47,7 @@ async def test_stream_cut_by_the_model_is_stored_interrupted(engine: Engine, rea
 async def test_upstream_error_after_text_is_an_error_event_and_keeps_the_partial_text(engine: Engine) -> None:
     model = FakeModel(["已经说了", "一部分", broken()])
     a = engine.replica(model)
-    handle = await a.chat.start_turn(ALICE, "hi")
+    handle = await a.chat.start_turn(ALICE, "讲讲你们的新品")
     events = await engine.follow_all(a, handle)
 
     assert_well_formed(events, handle.meta)
@@ -66,7 +66,7 @@ async def test_upstream_error_before_any_text_answers_with_the_fallback_apology(
     # ("never an empty bubble"); the answer is a complete `fallback` answer, not an error.
     model = FakeModel([broken("connection reset")])
     a = engine.replica(model)
-    handle = await a.chat.start_turn(ALICE, "hi")
+    handle = await a.chat.start_turn(ALICE, "讲讲你们的新品")
     events = await engine.follow_all(a, handle)
 
     assert_well_formed(events, handle.meta)
@@ -80,21 +80,21 @@ async def test_upstream_error_before_any_text_answers_with_the_fallback_apology(
 
 async def test_no_model_and_no_knowledge_base_is_an_error_event_and_no_assistant_row(engine: Engine) -> None:
     a = engine.replica(None)
-    handle = await a.chat.start_turn(ALICE, "hi")
+    handle = await a.chat.start_turn(ALICE, "讲讲你们的新品")
     events = await engine.follow_all(a, handle)
 
     assert [e.name for e in events] == ["session", "error"]
     error = events[-1].event
     assert isinstance(error, ErrorEvent) and (error.code, error.retryable) == ("llm_not_configured", False)
     messages = await engine.store.list_messages(handle.session_id)
-    assert [(m.role, m.content) for m in messages] == [("user", "hi")]  # never a blank assistant row
+    assert [(m.role, m.content) for m in messages] == [("user", "讲讲你们的新品")]  # never a blank assistant row
     assert engine.store.answer_calls == []
 
 
 async def test_a_store_that_cannot_save_the_answer_still_ends_the_log_with_an_error(engine: Engine) -> None:
     engine.store.fail_answers = True
     a = engine.replica(FakeModel(["lost ", "answer"]))
-    handle = await a.chat.start_turn(ALICE, "hi")
+    handle = await a.chat.start_turn(ALICE, "讲讲你们的新品")
     events = await engine.follow_all(a, handle)
 
     assert_well_formed(events, handle.meta)
@@ -112,7 +112,7 @@ async def test_a_store_that_cannot_save_the_answer_still_ends_the_log_with_an_er
 async def test_follower_that_joined_before_the_failure_gets_the_error_too(engine: Engine) -> None:
     gate = asyncio.Event()
     a = engine.replica(FakeModel(["part", gate, broken()]))
-    handle = await a.chat.start_turn(ALICE, "hi")
+    handle = await a.chat.start_turn(ALICE, "讲讲你们的新品")
     follower = asyncio.create_task(engine.follow_all(a, handle))
     await eventually(lambda: a.model.waiting.is_set(), what="the model mid-answer")  # type: ignore[union-attr]
     gate.set()

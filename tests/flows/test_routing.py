@@ -105,5 +105,6 @@ def test_example_match_below_threshold_does_not_route(demo_flows: FlowSet) -> No
     strict = FlowSet(demo_flows.flows, demo_flows.lexicon, threshold=0.99)
     router = FlowRouter(strict)
     assert router.scores("能帮我换个地址吗")[0].flow == "change_address"
-    assert router.route("能帮我换个地址吗") is None
+    match = router.route("能帮我换个地址吗")
+    assert match is None or match.via == "classifier"  # the example score no longer counts; the classifier may
     assert router.route("地址填错了要改") is not None  # keywords do not depend on the threshold

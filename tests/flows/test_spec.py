@@ -170,7 +170,8 @@ def test_bad_slot_definitions(tmp_path: Path) -> None:
         (11, "a choice slot needs a non-empty list of options"),
         (
             15,
-            "slot type must be one of text, number, choice, phone, phone_last4, order_id, date, free_text (got 'time')",
+            "slot type must be one of text, number, choice, phone, phone_last4, order_id, date, free_text, address"
+            " (got 'time')",
         ),
     }
 

@@ -68,7 +68,7 @@ def test_lexicon_files_load_and_report_bad_lines(tmp_path: Path) -> None:
     )
     (tmp_path / "stopwords.txt").write_text("亲亲\n", encoding="utf-8")
     report = LoadReport()
-    lexicon = load_lexicon(tmp_path, report)
+    lexicon = load_lexicon(tmp_path, report, base=False)  # the bot's files alone (tests/text: the layer under them)
     assert lexicon.words == (DictWord("小铺", 100, "nz"), DictWord("杭州仓"))
     assert ("邮费", "运费") in lexicon.synonyms and ("退钱", "退款") in lexicon.synonyms
     assert ("快递费", "运费") in lexicon.synonyms  # joined the group 邮费 already belongs to

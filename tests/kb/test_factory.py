@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 
-from kefu.config import Settings
+from kefu.config import DEMO_BOT_DIR, Settings
 from kefu.kb.confidence import Thresholds
 from kefu.kb.factory import embedder, kb_config, open_knowledge_base
 from kefu.store.sql import create_engine_for
@@ -43,7 +43,7 @@ async def test_migration_creates_kb_tables_and_open_syncs_the_demo(database_url:
         version = await conn.scalar(text("SELECT value FROM kb_meta WHERE name = 'version'"))
     await engine.dispose()
     assert {"kb_entries", "kb_meta"} <= tables and version == 0
-    kb = await open_knowledge_base(Settings(_env_file=None, database_url=database_url))
+    kb = await open_knowledge_base(Settings(_env_file=None, bot_dir=DEMO_BOT_DIR, database_url=database_url))
     try:
         assert kb.available and kb.version.startswith("1-")
         entries, total = await kb.store.list(kind="faq")

@@ -62,10 +62,11 @@ def test_confidence_needs_a_margin_over_the_runner_up() -> None:
     t = Thresholds(high=0.5, medium=0.3, margin=0.05)
     assert decide([match("a", 0.9), match("b", 0.5)], t)[0] == "high"
     assert decide([match("a", 0.9), match("b", 0.88)], t)[0] == "medium"
+    assert decide([match("a", 0.9), match("b", 0.8), match("c", 0.87)], t)[0] == "medium"  # c is the runner-up
     assert decide([match("a", 0.35)], t)[0] == "medium"
     assert decide([match("a", 0.2)], t) == ("low", [])
     with pytest.raises(ValueError):
-        Thresholds(high=0.2, medium=0.5)
+        Thresholds(direct=1.5)
 
 
 def test_index_skips_entries_outside_their_validity_window() -> None:

@@ -19,7 +19,7 @@ from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
 from kefu.app import create_app
-from kefu.config import Settings
+from kefu.config import DEMO_BOT_DIR, Settings
 from kefu.obs import tracing
 from tests.conftest import MODEL_ONLY_BOT
 from tests.support import JWT_SECRET, MockLLM, auth, iter_sse
@@ -132,7 +132,7 @@ async def test_after_a_failover_the_model_call_names_the_route_that_answered(
 async def test_faq_and_flow_turns_trace_the_kb_search_and_the_flow_step(
     tmp_path: Path, fresh_mock: MockLLM, exporter: InMemorySpanExporter
 ) -> None:
-    settings = settings_for(tmp_path, fresh_mock, bot_dir=Settings.model_fields["bot_dir"].default)
+    settings = settings_for(tmp_path, fresh_mock, bot_dir=DEMO_BOT_DIR)
     async with running(settings, exporter) as http:
         await chat(http, "运费多少？")  # the demo shop's FAQ: no model call
         await chat(http, "我要退货")  # starts the return flow
