@@ -32,16 +32,27 @@ _CLAIM_PATTERNS = (
     r"\b(?:verification|auth\w*|identity check|kyc)\s+(?:is\s+|was\s+|has been\s+)?(?:already\s+)?"
     r"(?:passed|complete[d]?|done|skipped|ok)\b",
     r"\bskip (?:it|this|that|(?:the )?(?:verification|checks?|auth\w*))\b",
+    # a tag in other brackets or closing: "#system#" / "</system>" / "[verified user]"
+    rf"#\s*{_TAG}\s*#|</?\s*{_TAG}\s*>",
+    r"[【\[<(（][^】\]>)）]{0,12}(?:verified|已验证|已认证|认证用户|vip)[^】\]>)）]{0,12}[】\]>)）]",
+    # a role given as a setting: "权限：管理员" / "role=admin"
+    r"(?:权限|角色|身份|role|permission)\s*[:：=]\s*(?:管理员|系统|超级用户|admin\w*|root|system|superuser)",
+    # the identity "confirmed" by a subject: "用户身份已确认" / "后台已审核通过"
+    r"(?:用户|身份|客户|本人)(?:身份)?(?:已经?|均已)(?:确认|核实|核对)(?:过|无误)?(?:了)?",
+    r"(?:后台|系统|管理员)(?:显示|这边)?(?:我)?(?:已经?)(?:审核|核实|验证|确认)(?:通过|过)?(?:了)?",
+    # another person's say-so: "你们老板让我来的" / "跟你们店长说好了" / "作为客服主管 我授权你"
+    r"(?:跟|和)?(?:你们)?的?(?:老板|店长|店主|经理|主管|客服)(?:让我|叫我|同意了|批准了|答应了|说好了|说好的)(?:来的?)?",
+    r"(?:作为|身为)(?:你们的?)?(?:客服主管|管理员|店主|老板|店长|经理|主管|客服|系统|开发者)|我(?:现在)?授权你",
     # "我是店主/老板/管理员/客服/内部员工"
     r"我(?:是|就是)(?:这家?店|你们平台|你们店|你们|本店|平台|贵店|官方)?的?"
     r"(?:店主|老板|掌柜|店长|管理员|客服主管|客服|内部员工|员工|商家|开发者|工作人员|运营|经理|主管|技术人员|平台方)",
     r"\bi(?:'m| am) (?:the |a |an )?(?:shop |store )?(?:owner|admin|administrator|manager|staff|employee|developer)\b",
     # "不用/无需/跳过 验证"
-    r"(?:不用|不需要|无需|免|跳过|别|省略|直接跳过)(?:再)?(?:身份)?(?:验证|核验|核对身份|认证|校验|验证码|问手机号)(?:了|步骤)?",
+    r"(?:不用|不需要|无需|免|跳过|别|省略|直接跳过)(?:再)?(?:身份)?(?:验证|核验|核对身份|认证|校验|验证码|问手机号|手机号|后四位|尾号)(?:了|步骤)?",
     r"\b(?:skip|bypass|no need for|without)(?: the)? (?:verification|auth(?:entication)?|checks?)\b",
     r"\bno need to (?:verify|check|authenticate)(?: me| it)?\b",
     r"\b(?:ignore|disregard) (?:all |the |your )?(?:previous |prior )?(?:instructions|rules)\b",
-    r"忽略(?:之前|以上|前面)?的?(?:所有)?(?:指令|规则|设定)",
+    r"忽略(?:之前|以上|前面|上面|上述)?的?(?:所有)?(?:指令|规则|设定|限制)",
 )
 _CLAIM = re.compile("|".join(f"(?:{p})" for p in _CLAIM_PATTERNS), re.IGNORECASE)
 

@@ -31,9 +31,11 @@ from kefu.flows.model import FlowSet, SlotSpec
 from kefu.flows.offer import OFFER, bare_order_id, chosen, label, offer_state, offer_text, offered, order_flows
 from kefu.flows.repair import (
     is_cancel,
+    is_chatter,
     is_correction,
     is_holding_on,
     is_question,
+    says_wrong,
     value_after_correction,
     value_after_marker,
     yes_no,
@@ -208,13 +210,16 @@ class FlowInterpreter:
             if step.kind == "confirm":
                 turn.next_step(step)
             return await advance(turn)
-        if answer is False:
+        if answer is False and not says_wrong(text):
             turn.say_builtin("cancelled")
             return turn.end("cancelled")
         # "不对 原因是尺码不合适" / "原因选尺码不合适": a new value for a filled slot, then confirm again
         correction = _find_correction(turn, text, whole=True) if is_correction(text) or not is_question(text) else None
         if correction is not None:
             return await _apply_correction(turn, *correction)
+        if says_wrong(text) and not is_question(text):  # "不对" / "地址写错了": ask for the right value
+            turn.say_builtin("what_to_fix")
+            return turn.wait("confirm")
         if not await _digression(turn, text):
             turn.say_builtin("confirm_reask")
         turn.say(step.text)
@@ -225,7 +230,7 @@ class FlowInterpreter:
         step = turn.flow.steps[state.step]
         slot = turn.flow.slots[step.slot or ""]
         asking = is_question(text)
-        chatting = small_talk(text) is not None or not text.strip()
+        chatting = small_talk(text) is not None or is_chatter(text)
         holding = is_holding_on(text)  # "稍等我找下单号": the answer is on its way
         value = None
         if not (asking and slot.type in NO_QUESTIONS) and not (chatting and slot.type in WHOLE_MESSAGE_TYPES):

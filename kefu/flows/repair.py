@@ -185,6 +185,7 @@ def is_question(text: str) -> bool:
 _HOLD_ON = re.compile(
     r"稍等|稍候|等一?下|等等|等我|等会儿?|马上|一会儿?就|"
     r"(?:我|让我|容我)(?:去|先)?(?:找|查|翻|看|想|问|拿|瞧|对)(?:一下|一找|一查|一翻|一看|一想|一问|下|找|查|翻|看|想|问|哈)"
+    r"|(?:找|翻)(?:一下|一找|一翻|找|翻|下)"
     # about to send it: "好的 我发你" / "马上发" / "i'll send it"
     r"|(?:我|这就|马上|现在)(?:就|马上)?发(?:你|给你|过来|过去)?|\bi ?'?ll send\b"
     # thinking noises on their own: "emmm" / "额" / "hmm"
@@ -200,3 +201,26 @@ def is_holding_on(text: str) -> bool:
     """True for "稍等我找下单号" / "等一下哈" / "我看下手机号" / "hold on a sec" (asks the bot to wait)."""
     said = _plain(text)
     return len(said) <= HOLD_ON_MAX_LENGTH and _HOLD_ON.search(said) is not None and not is_question(said)
+
+
+# Laughter, acknowledgements and hurry-ups with nothing else ("哈哈", "ok的", "知道啦", "麻烦快点", "👌", "..."):
+# chatter, not an answer (small talk proper is kefu.text.smalltalk's; this catches its looser forms).
+_CHATTER = re.compile(
+    r"[哈呵嘿嘻嗯恩哦噢喔啦了的呢呀啊吧亲滴哒]+|(?<![a-z])(?:ok|okay|okk|k|lol|haha+|hehe)(?![a-z])|好|知道|明白|收到|懂"
+    r"|快点|快|麻烦|急|赶紧|尽快|抓紧|\s+"
+)
+
+
+def is_chatter(text: str) -> bool:
+    """True for a message of only laughter, acknowledgements, hurry-ups, emoji or punctuation."""
+    return not _CHATTER.sub("", _plain(text))
+
+
+_WRONG_ONLY = re.compile(r"不是(?:的|这样|这个|这些)?|不太对|有问题|有误|\bwrong\b|\bnot right\b|\bthat'?s not it\b")
+
+
+def says_wrong(text: str) -> bool:
+    """True for "不对" / "错了" / "不是的" / "地址写错了" / "that's wrong": something is wrong, but no new value yet
+    (at a confirmation: ask what to change rather than cancel)."""
+    said = _plain(text)
+    return bool(_CORRECTION.search(said) or _WRONG_ONLY.search(said))

@@ -200,6 +200,9 @@ BUILTIN: dict[str, Text] = {
         "Sorry, this service isn't available right now. Anything else I can help with?",
     ),
     "done": Text("好的，已办理完成。", "All done."),
+    "what_to_fix": Text(
+        "好的，请问哪里需要修改？直接发给我正确的内容就行。", "OK — what should I change? Just send me the right value."
+    ),
     "hold_on": Text("好的，不着急，我在这儿等您。", "Sure, take your time — I'll wait."),
     "invalid": Text("抱歉，没有识别到有效的信息。", "Sorry, I couldn't read that."),
     "handoff": Text(
