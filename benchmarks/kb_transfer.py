@@ -35,16 +35,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from kefu.config import DEMO_BOT_DIR, Settings
+from benchmarks.kb_quality import production
+from kefu.config import DEMO_BOT_DIR
 from kefu.kb import evaluate
 from kefu.kb.botdir import load_bot_content
-from kefu.kb.factory import open_knowledge_base
-from kefu.kb.knowledge import Confidence
 from kefu.obs.logging import configure_logging
-from kefu.store.migrate import upgrade_database
-from kefu.text.index import Match
 
 EVALS = Path(__file__).resolve().parent.parent / "evals" / "faq"
 FAQ_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".md", ".markdown")
@@ -85,24 +81,6 @@ def numbers(outcomes: Sequence[evaluate.QueryOutcome]) -> Numbers:
         false_none=round(false_none / u, 3),
         false_all=round((wrong + false_none) / max(1, len(outcomes)), 3),
     )
-
-
-async def measure(bot_dir: Path, cases: Sequence[evaluate.Case]) -> list[evaluate.QueryOutcome]:
-    """Outcomes for ``cases`` through the production path over ``bot_dir``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{tmp}/kb.db"
-        await upgrade_database(url)
-        kb = await open_knowledge_base(Settings(_env_file=None, bot_dir=bot_dir, database_url=url))
-        try:
-            entries, _ = await kb.store.list(limit=1_000_000)
-
-            async def search(query: str) -> tuple[list[Match[Any]], Confidence]:
-                found = await kb.explain(query, limit=evaluate.RANK_DEPTH)
-                return found.matches, found.confidence
-
-            return await evaluate.run(cases, entries, search)
-        finally:
-            await kb.aclose()
 
 
 def _demo_faq(target: Path, *, similar: bool) -> None:
@@ -160,7 +138,7 @@ def run_set(name: str) -> tuple[Numbers, list[evaluate.QueryOutcome]]:
                 raise SystemExit(f"no eval.jsonl under {EVALS / name}")
             eval_file = found
         cases = evaluate.load_cases(eval_file)
-        outcomes = asyncio.run(measure(bot, cases))
+        outcomes = asyncio.run(production(bot, cases))
     return numbers(outcomes), outcomes
 
 

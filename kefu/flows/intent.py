@@ -74,6 +74,20 @@ _COMMON = frozenset(
 )
 
 
+# Pairs of characters any request is made of ("帮我看一下"): they say nothing about which task it is.
+_FILLER_PAIRS = frozenset(
+    "帮我 你帮 给我 帮忙 麻烦 一下 我的 我想 我要 你们 请问 这个 那个 一个 可以 什么 怎么 看看 事情 情况 之前 上次 "
+    "处理 跟进 弄一 一弄 搞一".split()
+)
+
+
+def _sounds(run: str) -> list[str]:
+    return [syllable(c) or c for c in run]
+
+
+_FILLER_SOUNDS = frozenset(f"{a}-{b}" for pair in _FILLER_PAIRS for a, b in [_sounds(pair)])
+
+
 def evidence(said: str) -> set[str]:
     """What a guess must share with its flow's phrases to count: a whole English word (not a common one), two
     Chinese characters in a row, or two syllables in a row ("推货" and "退货" share tui-huo). A message that only
@@ -81,9 +95,9 @@ def evidence(said: str) -> set[str]:
     found = {w for w in _WORD.findall(said) if w not in _COMMON and len(w) > 2}
     for run in _CJK_RUN.findall(said):
         found.update(run[i : i + 2] for i in range(len(run) - 1))
-        sounds = [syllable(c) or c for c in run]
+        sounds = _sounds(run)
         found.update(f"{a}-{b}" for a, b in zip(sounds, sounds[1:], strict=False))
-    return found
+    return found - _FILLER_PAIRS - _FILLER_SOUNDS
 
 
 def pinyin_text(text: str) -> str:

@@ -59,7 +59,7 @@ def test_completions_stream_broken_upstream_raises_in_sdk(shared_server: KefuSer
 def test_completions_upstream_down_answers_with_fallback(shared_server: KefuServer, fresh_mock: MockLLM) -> None:
     fresh_mock.script({"fail": "503"}, {"fail": "503"}, {"fail": "503"})
     sdk = _sdk(shared_server.url, "sdk-user4")
-    reply = sdk.chat.completions.create(model="kefu", messages=[{"role": "user", "content": "hi"}])
+    reply = sdk.chat.completions.create(model="kefu", messages=[{"role": "user", "content": "讲个笑话吧"}])
     assert reply.choices[0].message.content and "人工" in reply.choices[0].message.content
 
 

@@ -35,14 +35,16 @@ def test_server_without_model_starts_and_says_so(make_server) -> None:  # type: 
         assert ready["status"] == "degraded"
         assert ready["checks"]["llm"]["ok"] is False
         assert "KEFU_LLM_API_KEY" in ready["checks"]["llm"]["detail"]
-        events = chat(http, "u1", "你好")
+        events = chat(http, "u1", "讲讲你们的新品")
         assert [e.event for e in events] == ["session", "error"]
         assert events[-1].data["code"] == "llm_not_configured"
         assert events[-1].data["retryable"] is False
         stored = http.get(f"/v1/sessions/{events[0].data['session_id']}", headers=auth("u1")).json()
         assert [m["role"] for m in stored["messages"]] == ["user"]  # no blank answer row
         facade = http.post(
-            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, headers=auth("u1")
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "讲讲你们的新品"}]},
+            headers=auth("u1"),
         )
         assert facade.status_code == 503
         assert facade.json()["error"]["code"] == "llm_not_configured"

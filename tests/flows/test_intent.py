@@ -37,6 +37,17 @@ def test_text_of_no_task_starts_nothing(demo_interpreter: FlowInterpreter, text:
     assert demo_interpreter.route(text) is None
 
 
+@pytest.mark.parametrize("text", ["你帮我弄一下吧", "上次那个事情帮我跟进一下", "麻烦处理一下"])
+def test_a_vague_request_starts_no_task(demo_interpreter: FlowInterpreter, text: str) -> None:
+    # Only filler ("帮我", "一下", "处理") is shared with the flows' phrases: no evidence for any one task.
+    assert demo_interpreter.route(text) is None
+
+
+def test_filler_pairs_are_no_evidence() -> None:
+    found = evidence("帮我看一下退货")
+    assert "退货" in found and not {"帮我", "一下", "bang-wo", "yi-xia"} & found
+
+
 def test_classifier_keeps_none_possible(demo_flows: FlowSet) -> None:
     classifier = IntentClassifier(demo_flows)
     assert not classifier.guess("这件衣服怎么洗").confident
