@@ -41,6 +41,11 @@ from kefu.text.smalltalk import SmallTalk, small_talk
 
 log = get_logger("kefu.answer")
 
+# The conversation's language when it is not the bot's default (kefu.flows.texts.conversation_lang decides it).
+LANGUAGE_HINTS = {
+    "en": "\n\nThe shopper writes in English: answer in English.",
+    "zh": "\n\n用户使用中文交流：请用中文回答。",
+}
 GROUNDING = (
     "\n\n以下是知识库中与用户问题相关的资料。只根据这些资料回答；资料里没有的内容，请如实说不知道，并可建议转人工客服。\n"
     "Answer only from the reference material below; if it does not contain the answer, say you don't know.\n"
@@ -215,6 +220,8 @@ class Answerer:
         turn_id = turn.turn_id
         passages = [h for h in found.hits if found.confidence != "low"]
         system = self._system_prompt
+        if turn.lang != self._texts.default_lang:
+            system += LANGUAGE_HINTS.get(turn.lang, "")  # the persona is written in the bot's own language
         if passages:
             system += GROUNDING + "\n".join(f"[{i + 1}] {h.title}\n{h.text}" for i, h in enumerate(passages))
         # The provider never sees the shopper's numbers: placeholders go out, the shopper's own values come back.
