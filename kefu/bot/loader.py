@@ -32,10 +32,9 @@ from kefu.flows.interpreter import FlowInterpreter
 from kefu.flows.spec import FlowSet, load_flows
 from kefu.flows.texts import LANGS, Lang
 from kefu.handoff.config import HandoffConfig, load_handoff_config
-from kefu.kb.botdir import kb_dir, load_bot_content
+from kefu.kb.botdir import load_bot_content
 from kefu.moderation import ExternalModeration, Moderator, load_moderation
 from kefu.obs.metrics import Metrics
-from kefu.text.lexicon import load_lexicon
 from kefu.tools.registry import ToolRegistry
 
 _DEFAULT_LANG = "default_lang"  # texts.yaml: the language of texts given as plain strings, and the fallback
@@ -107,8 +106,7 @@ def _versions(value: dict[object, object]) -> dict[Lang, str] | None:
     return out or None
 
 
-def _kb_problems(bot_dir: Path, problems: Problems) -> None:
-    report = load_bot_content(bot_dir).report
+def _kb_problems(report: LoadReport, problems: Problems) -> None:
     for p in report.problems:
         if p.skipped:
             problems.error(Path(p.file), f"row skipped: {p.reason}", p.line or None)
@@ -146,12 +144,12 @@ def load_bot(
     handoff = load_handoff_config(bot_dir / "handoff.yaml", problems)
     moderator, external_moderation = load_moderation(bot_dir, problems, env=env, metrics=metrics, mounts=mounts)
     tools = ToolRegistry.load(bot_dir, problems, env=env, allow_hosts=allow_hosts, metrics=metrics, mounts=mounts)
-    lexicon = load_lexicon(kb_dir(bot_dir), LoadReport())
-    flows = load_flows(bot_dir, problems, tools.risks(), lexicon=lexicon)
+    content = load_bot_content(bot_dir)  # read once: its lexicon, its rows' problems and its FAQ questions
+    flows = load_flows(bot_dir, problems, tools.risks(), lexicon=content.lexicon)
     if check_kb:
-        _kb_problems(bot_dir, problems)
+        _kb_problems(content.report, problems)
     # The FAQ's questions are what "no task" looks like for this shop: the intent classifier learns them as such.
-    faq = [e for e in load_bot_content(bot_dir).entries if e.kind == "faq"]
+    faq = [e for e in content.entries if e.kind == "faq"]
     questions = (q for e in faq for q in (e.question, *e.similar, *(t.question for t in e.translations)) if q)
     interpreter = FlowInterpreter(flows, tools, negatives=tuple(questions))
     if not problems.errors:

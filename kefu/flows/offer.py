@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from kefu.flows.model import DEFAULT_ORDER_ID, Flow, FlowSet
+from kefu.flows.slots import order_pattern
 from kefu.flows.texts import Lang, builtin
 from kefu.text.normalize import normalize
 
@@ -35,7 +36,7 @@ def bare_order_id(text: str, flows: FlowSet) -> str | None:
     }
     compact = normalize(text)
     for pattern in patterns:
-        found = re.findall(rf"(?<![a-z0-9])(?:{pattern})(?![a-z0-9])", compact, re.IGNORECASE)
+        found = order_pattern(pattern).findall(compact)
         if len(set(found)) != 1:
             continue
         rest = _AROUND.sub(" ", compact.replace(found[0], " "))

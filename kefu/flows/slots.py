@@ -60,12 +60,12 @@ ADDRESS_MIN_LENGTH = 6
 
 
 @lru_cache(maxsize=64)
-def _order_pattern(pattern: str) -> re.Pattern[str]:
+def order_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![A-Za-z0-9])(?:{pattern})(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 def _order_ids(slot: SlotSpec, text: str) -> list[str]:
-    pattern = _order_pattern(slot.pattern or DEFAULT_ORDER_ID)
+    pattern = order_pattern(slot.pattern or DEFAULT_ORDER_ID)
     digits = normalize_digits(text)
     found = [m.group(0) for m in pattern.finditer(digits)]
     # "DD 2026-1105-002": a capital prefix split from its digits (lower case would catch "is 2026…")

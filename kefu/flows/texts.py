@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from kefu.text.normalize import has_cjk
+
 Lang: TypeAlias = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -53,10 +55,6 @@ _CODE = re.compile(r"[A-Z]{1,4}")  # SKU, DD, VIP: a code or an abbreviation, no
 _VOWEL = re.compile(r"[aeiouyAEIOUY]")
 
 
-def _has_cjk(text: str) -> bool:
-    return any("\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf" or "\uf900" <= c <= "\ufaff" for c in text)
-
-
 def _words(text: str) -> list[str]:
     """The English words of a text: letters only (``12ab``, ``DD2026`` are ids), not all-caps codes (``SKU``)."""
     out = []
@@ -82,7 +80,7 @@ def decided_lang(text: str, *, settled: bool = True) -> Lang | None:
     and one of them a common English word ("where is my order"). Before the conversation has a language
     (``settled`` False), a greeting alone ("hello") or two real words ("return policy") will do too.
     """
-    if _has_cjk(text):
+    if has_cjk(text):
         return "zh"
     words = _words(text)
     if not words:
